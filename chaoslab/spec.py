@@ -1,0 +1,439 @@
+"""The experiment model: what a person may write in an experiment file, typed and checked.
+
+Every field has the Kubernetes name and default where Kubernetes has one, so an experiment
+reads the same to someone who knows Deployments and probes. Durations are seconds
+(floats) once parsed; percentages are fractions in [0, 1]. The YAML loader that reports
+every problem with its line lives in `chaoslab.specload`; this module is the model only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from chaoslab.units import parse_duration, parse_percent
+
+_DURATION_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?|\.\d+)\s*(ms|s|m|h)\s*$"},
+    ],
+    "description": "a duration: 250ms, 30s, 5m, 1h, or a number of seconds",
+}
+_PERCENT_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": 1},
+        {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?|\.\d+)\s*%\s*$"},
+    ],
+    "description": "a percentage: 99% or 0.99",
+}
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(lambda v: v, return_type=float),
+    WithJsonSchema(_DURATION_SCHEMA),
+]
+"""Seconds, parsed from `250ms`, `30s`, `5m`, `1h` or a number."""
+
+Percent = Annotated[
+    float,
+    BeforeValidator(parse_percent),
+    WithJsonSchema(_PERCENT_SCHEMA),
+]
+"""A fraction in [0, 1], parsed from `99%` or `0.99`."""
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class Model(BaseModel):
+    """Base of every spec model: immutable, camelCase keys, unknown keys rejected."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        strict=False,
+    )
+
+
+# --- cluster -------------------------------------------------------------------------
+
+
+class SimTimings(Model):
+    """Every delay of the simulated cluster. Defaults are upstream Kubernetes defaults
+    (see docs/architecture.md and shared k8s-timings) unless noted as a sim choice."""
+
+    # kubelet renews its node Lease every 10 s (nodeLeaseDurationSeconds / renew interval).
+    node_heartbeat_period: Duration = 10.0
+    # kube-controller-manager --node-monitor-period default: 5 s.
+    node_monitor_period: Duration = 5.0
+    # --node-monitor-grace-period default: 50 s since v1.32 (40 s before).
+    node_monitor_grace_period: Duration = 50.0
+    # Sim choice: image already present, container create + start ~0.5 s on a real node.
+    pod_start_delay: Duration = 0.5
+    # Sim choice: the scheduler binds within tens of milliseconds on an idle cluster.
+    scheduler_delay: Duration = 0.02
+    # Sim choice: the ReplicaSet controller reacts to watch events at once (event driven).
+    controller_sync_delay: Duration = 0.02
+    # Endpoint propagation has no fixed default upstream ("measure it"): sim choice 50 ms.
+    endpoint_propagation_delay: Duration = 0.05
+    # kubelet CrashLoopBackOff: 10 s initial, doubling, capped at 5 min, reset after 10 min.
+    back_off_initial: Duration = 10.0
+    back_off_max: Duration = 300.0
+    back_off_reset: Duration = 600.0
+
+
+class SimClusterSpec(Model):
+    """The embedded simulated cluster."""
+
+    nodes: int = Field(default=3, ge=1, le=20)
+    timings: SimTimings = SimTimings()
+
+
+class NodeProviderSpec(Model):
+    """How node faults reach a real cluster's machines (kubernetes backend only)."""
+
+    type: Literal["docker", "command", "none"] = "none"
+    crash: str | None = None
+    hang: str | None = None
+    restore: str | None = None
+
+
+class KubernetesClusterSpec(Model):
+    """A real cluster reached through kubeconfig (or in-cluster config)."""
+
+    context: str | None = None
+    kubeconfig: str | None = None
+    namespace: str | None = None
+    allow_contexts: list[str] = []
+    # A run may touch at most this share of the workload's pods and of the cluster's nodes.
+    max_blast_radius: Percent = 0.5
+    target: Literal["service"] | str = "service"
+    python_image: str = "python:3.12-slim"
+    node_provider: NodeProviderSpec = NodeProviderSpec()
+
+
+class ClusterSpec(Model):
+    backend: Literal["sim", "kubernetes"] = "sim"
+    sim: SimClusterSpec = SimClusterSpec()
+    kubernetes: KubernetesClusterSpec = KubernetesClusterSpec()
+
+
+# --- workload ------------------------------------------------------------------------
+
+
+class HttpGetAction(Model):
+    path: str = "/"
+    port: int | None = Field(default=None, ge=1, le=65535)
+
+
+class ProbeSpec(Model):
+    """A Kubernetes probe; field names and defaults as in the Pod API."""
+
+    http_get: HttpGetAction = HttpGetAction()
+    initial_delay_seconds: int = Field(default=0, ge=0)
+    period_seconds: int = Field(default=10, ge=1)
+    timeout_seconds: int = Field(default=1, ge=1)
+    success_threshold: int = Field(default=1, ge=1)
+    failure_threshold: int = Field(default=3, ge=1)
+
+
+class AppKnobs(Model):
+    """Knobs of the built-in app (image chaoslab/echo), the same on sim and a real cluster."""
+
+    latency_ms: float = Field(default=0.0, ge=0, le=60_000)
+    latency_jitter_ms: float = Field(default=0.0, ge=0, le=60_000)
+    cpu_ms: float = Field(default=0.0, ge=0, le=10_000)
+    startup_seconds: float = Field(default=0.0, ge=0, le=3600)
+    readiness_delay_seconds: float = Field(default=0.0, ge=0, le=3600)
+    error_rate: Percent = 0.0
+
+
+class EnvVar(Model):
+    name: str = Field(min_length=1)
+    value: str = ""
+
+
+class ResourceList(Model):
+    cpu: str | None = None
+    memory: str | None = None
+
+
+class ResourcesSpec(Model):
+    requests: ResourceList = ResourceList()
+    limits: ResourceList = ResourceList()
+
+
+class PodDisruptionBudgetSpec(Model):
+    """Exactly one of minAvailable / maxUnavailable: a count or a percentage string."""
+
+    min_available: int | str | None = None
+    max_unavailable: int | str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PodDisruptionBudgetSpec:
+        if (self.min_available is None) == (self.max_unavailable is None):
+            raise ValueError("set exactly one of minAvailable or maxUnavailable")
+        return self
+
+
+class WorkloadSpec(Model):
+    """A Deployment behind a Service."""
+
+    name: str = Field(default="web", pattern=_DNS_LABEL.pattern, max_length=63)
+    image: str = "chaoslab/echo"
+    replicas: int = Field(default=1, ge=0, le=100)
+    port: int = Field(default=8080, ge=1, le=65535)
+    command: list[str] | None = None
+    args: list[str] | None = None
+    env: list[EnvVar] = []
+    resources: ResourcesSpec | None = None
+    readiness_probe: ProbeSpec | None = None
+    liveness_probe: ProbeSpec | None = None
+    # DefaultTolerationSeconds admission plugin: 300 s for not-ready and unreachable.
+    toleration_seconds: int | None = Field(default=300, ge=0)
+    # Pod API default terminationGracePeriodSeconds: 30 s.
+    termination_grace_period_seconds: int = Field(default=30, ge=0)
+    app: AppKnobs = AppKnobs()
+    pod_disruption_budget: PodDisruptionBudgetSpec | None = None
+    manifests: list[str] | None = None
+
+
+# --- load ----------------------------------------------------------------------------
+
+
+class WaitTimeSpec(Model):
+    min: Duration = 0.05
+    max: Duration = 0.1
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WaitTimeSpec:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min:g}s) must not be above max ({self.max:g}s)")
+        return self
+
+
+class RequestSpec(Model):
+    path: str = Field(default="/", pattern=r"^/")
+    weight: int = Field(default=1, ge=1, le=1000)
+    method: Literal["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"] = "GET"
+    name: str | None = None
+
+
+class LoadSpec(Model):
+    users: int = Field(default=10, ge=1, le=10_000)
+    spawn_rate: float = Field(default=10.0, gt=0, le=10_000)
+    wait_time: WaitTimeSpec = WaitTimeSpec()
+    timeout: Duration = 2.0
+    requests: list[RequestSpec] | None = None
+    locustfile: str | None = None
+    processes: int = Field(default=1, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> LoadSpec:
+        if self.requests is not None and self.locustfile is not None:
+            raise ValueError("set either requests or locustfile, not both")
+        if self.requests is not None and not self.requests:
+            raise ValueError("requests must list at least one request")
+        return self
+
+    def effective_requests(self) -> list[RequestSpec]:
+        """The requests to send when no locustfile is given (default: GET /)."""
+        return list(self.requests) if self.requests else [RequestSpec()]
+
+
+# --- timeline and faults -------------------------------------------------------------
+
+
+class TimelineSpec(Model):
+    warmup: Duration = 5.0
+    duration: Duration = 30.0
+    cooldown: Duration = 2.0
+    ready_timeout: Duration = 120.0
+
+
+class TargetSpec(Model):
+    """Which objects a fault hits: a count, a percentage, or one named object."""
+
+    count: int | None = Field(default=None, ge=1)
+    percent: Percent | None = None
+    name: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TargetSpec:
+        given = [k for k in ("count", "percent", "name") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("set exactly one of count, percent or name")
+        return self
+
+
+class _FaultBase(Model):
+    at: Duration
+    every: Duration | None = None
+    # How many times a fault with `every` fires; None: until the measurement ends.
+    repeat: int | None = Field(default=None, ge=1)
+    target: TargetSpec = TargetSpec(count=1)
+
+
+class PodDeleteFault(_FaultBase):
+    action: Literal["pod-delete"]
+    # None: the pod's terminationGracePeriodSeconds, as `kubectl delete pod` does.
+    grace_period_seconds: int | None = Field(default=None, ge=0)
+    force: bool = False
+
+
+class ContainerKillFault(_FaultBase):
+    action: Literal["container-kill"]
+    signal: Literal["SIGKILL", "SIGTERM"] = "SIGKILL"
+
+
+class NodeCrashFault(_FaultBase):
+    action: Literal["node-crash"]
+    # Bring the node back after this long; None: at teardown.
+    restore_after: Duration | None = None
+
+
+class NodeHangFault(_FaultBase):
+    action: Literal["node-hang"]
+    restore_after: Duration | None = None
+
+
+class NodeRestoreFault(_FaultBase):
+    action: Literal["node-restore"]
+
+
+class NodeDrainFault(_FaultBase):
+    action: Literal["node-drain"]
+    grace_period_seconds: int | None = Field(default=None, ge=0)
+    timeout: Duration = 120.0
+    # Uncordon after this long; None: at teardown.
+    restore_after: Duration | None = None
+
+
+class ScaleFault(_FaultBase):
+    action: Literal["scale"]
+    replicas: int = Field(ge=0, le=100)
+
+
+FaultSpec = Annotated[
+    Union[
+        PodDeleteFault,
+        ContainerKillFault,
+        NodeCrashFault,
+        NodeHangFault,
+        NodeRestoreFault,
+        NodeDrainFault,
+        ScaleFault,
+    ],
+    Field(discriminator="action"),
+]
+
+FAULT_ACTIONS = (
+    "pod-delete",
+    "container-kill",
+    "node-crash",
+    "node-hang",
+    "node-restore",
+    "node-drain",
+    "scale",
+)
+NODE_ACTIONS = frozenset({"node-crash", "node-hang", "node-restore", "node-drain"})
+POD_ACTIONS = frozenset({"pod-delete", "container-kill"})
+
+
+# --- measurement ---------------------------------------------------------------------
+
+
+class SloSpec(Model):
+    availability: Percent = 0.99
+    window: Duration = 3.0
+
+
+class AvailabilityProbeSpec(Model):
+    """An independent fixed-rate probe, apart from Locust."""
+
+    interval: Duration = 0.1
+    timeout: Duration = 1.0
+    path: str = Field(default="/", pattern=r"^/")
+
+
+class MeasureSpec(Model):
+    bucket: Duration = 0.1
+    slo: SloSpec = SloSpec()
+    recovery_budget: Duration | None = None
+    probe: AvailabilityProbeSpec | None = None
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_range(cls, value: float) -> float:
+        if not 0.01 <= value <= 60:
+            raise ValueError(f"expected a bucket between 10ms and 60s, got {value:g}s")
+        return value
+
+
+# --- the experiment ------------------------------------------------------------------
+
+
+class Experiment(Model):
+    """One experiment file."""
+
+    name: str = Field(pattern=_DNS_LABEL.pattern, max_length=63)
+    description: str = ""
+    cluster: ClusterSpec = ClusterSpec()
+    workload: WorkloadSpec = WorkloadSpec()
+    load: LoadSpec = LoadSpec()
+    timeline: TimelineSpec = TimelineSpec()
+    faults: list[FaultSpec] = []
+    measure: MeasureSpec = MeasureSpec()
+    sweep: dict[str, list[Any]] = {}
+    trials: int = Field(default=1, ge=1, le=100)
+    seed: int = 0
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Experiment:
+        """A copy with dotted-path overrides applied and re-validated (raises ValueError)."""
+        data = self.model_dump(by_alias=True, exclude_none=False)
+        for path, value in overrides.items():
+            set_dotted(data, path, value)
+        return Experiment.model_validate(data)
+
+
+def set_dotted(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set `value` at a dotted path (`workload.replicas`, `faults.0.at`) in nested data.
+
+    Path segments may be camelCase or snake_case; list items are addressed by index.
+    Raises KeyError naming the first segment that does not exist.
+    """
+    parts = path.split(".")
+    node: Any = data
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise KeyError(".".join(parts[: depth + 1]))
+            key: Any = int(part)
+        elif isinstance(node, dict):
+            key = part if part in node else to_camel(part)
+            if key not in node:
+                raise KeyError(".".join(parts[: depth + 1]))
+        else:
+            raise KeyError(".".join(parts[: depth + 1]))
+        if last:
+            node[key] = value
+        else:
+            if node[key] is None:
+                node[key] = {}
+            node = node[key]

@@ -32,8 +32,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $(STAMP)
 
+# Exit code 1 means "ran, but a sweep point missed its SLO": for the demo that is the
+# lesson (1 replica has an outage), not a failure of the demo.
 demo: install
-	$(BIN)/chaoslab run $(DEMO)
+	@$(BIN)/chaoslab run $(DEMO); code=$$?; \
+	if [ $$code -eq 1 ]; then echo "(exit 1: some sweep points missed the SLO, as the demo expects)"; \
+	elif [ $$code -ne 0 ]; then exit $$code; fi
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

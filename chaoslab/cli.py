@@ -1,3 +1,228 @@
-"""Placeholder CLI; replaced below."""
+"""The command line: parse arguments, call one function, map errors to exit codes.
+
+No experiment logic lives here. Exit codes (README, "Exit codes"): 0 ran and met its SLO
+and recovery budget; 1 ran but missed them; 2 bad input or usage; 3 cluster or
+environment error; 130 interrupted (partial results kept).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from chaoslab import __version__
+from chaoslab.errors import EXIT_INTERRUPTED, EXIT_USAGE, ChaoslabError, Interrupted, SpecError
+
+_ERR = Console(stderr=True, highlight=False, soft_wrap=True)
+_OUT = Console(highlight=False, soft_wrap=True)
+
+
+def _fail(exc: ChaoslabError, hint: str | None = None) -> NoReturn:
+    if isinstance(exc, SpecError):
+        for problem in exc.problems:
+            _ERR.print(f"[red]error[/red] {problem}", markup=True, highlight=False)
+        _ERR.print(f"{len(exc.problems)} problem(s) found", style="red")
+    else:
+        _ERR.print(f"[red]error[/red] {exc}", markup=True, highlight=False)
+    if hint:
+        _ERR.print(hint)
+    sys.exit(exc.exit_code)
+
+
+def _guarded(action: Callable[[], int]) -> NoReturn:
+    """Run a command body; turn our errors into their exit codes, never a traceback."""
+    try:
+        code = action()
+    except ChaoslabError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        _ERR.print("interrupted", style="red")
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="chaoslab")
+def cli() -> None:
+    """chaoslab: chaos and recovery experiments for Kubernetes.
+
+    Write an experiment in YAML, validate it, look at the plan with --dry-run, run it on
+    the built-in simulated cluster (or a real one), and get a report with charts.
+    """
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def validate(files: Sequence[Path]) -> None:
+    """Check experiment files; report every problem with file:line and field."""
+
+    def body() -> int:
+        from chaoslab.plan import build_plan
+        from chaoslab.specload import load_experiment
+
+        failed = 0
+        for path in files:
+            try:
+                plan = build_plan(load_experiment(path))
+            except SpecError as exc:
+                failed += 1
+                for problem in exc.problems:
+                    _ERR.print(f"[red]error[/red] {problem}", markup=True, highlight=False)
+                continue
+            _OUT.print(f"ok {path}: {plan.points} point(s) x {plan.experiment.trials} trial(s)")
+        return EXIT_USAGE if failed else 0
+
+    _guarded(body)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a field, e.g. --set workload.replicas=2 (repeatable).")
+@click.option("--backend", type=click.Choice(["sim", "kubernetes"]), help="Override cluster.backend.")
+@click.option("--context", metavar="NAME", help="kubeconfig context (kubernetes backend).")
+@click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("results"), show_default=True, help="Folder that receives the run folder.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option("--yes", is_flag=True, help="Allow a cluster context that is not obviously local.")
+@click.option("--no-images", is_flag=True, help="Skip PNG/SVG chart export (the HTML report is still written).")
+def run(
+    file: Path,
+    overrides: tuple[str, ...],
+    backend: str | None,
+    context: str | None,
+    out_root: Path,
+    dry_run: bool,
+    yes: bool,
+    no_images: bool,
+) -> None:
+    """Run an experiment (all sweep points x trials) and write a results folder."""
+
+    def body() -> int:
+        from chaoslab.plan import build_plan, render_plan
+        from chaoslab.specload import load_experiment
+
+        all_overrides = list(overrides)
+        if backend:
+            all_overrides.append(f"cluster.backend={backend}")
+        if context:
+            all_overrides.append(f"cluster.kubernetes.context={context}")
+        plan = build_plan(load_experiment(file, all_overrides))
+        if dry_run:
+            _OUT.print(render_plan(plan), highlight=False, markup=False)
+            return 0
+        return _run_plan(plan, file, out_root, tuple(all_overrides), images=not no_images)
+
+    _guarded(body)
+
+
+def _run_plan(plan: Any, file: Path, out_root: Path, overrides: tuple[str, ...], *, images: bool) -> int:
+    from chaoslab.engine import Engine, RunOptions
+    from chaoslab.interrupts import InterruptGuard
+    from chaoslab.progress import make_progress
+
+    progress = make_progress(_OUT)
+    guard = InterruptGuard(notify=progress.message)
+    engine = Engine(
+        plan,
+        RunOptions(source=file, out_root=out_root, overrides=overrides, images=images),
+        guard=guard,
+        progress=progress,
+    )
+    with guard:
+        try:
+            with progress:
+                outcome = engine.run()
+        except Interrupted as exc:
+            _ERR.print(f"[red]aborted[/red] {exc}; partial results kept in {engine.run_dir}", markup=True)
+            _ERR.print(f"build a report from what was measured: chaoslab report {engine.run_dir}")
+            return EXIT_INTERRUPTED
+        except ChaoslabError as exc:
+            _fail(exc, hint=f"partial results kept in {engine.run_dir}" if engine.run_dir.exists() else None)
+    _print_outcome(outcome)
+    return outcome.exit_code
+
+
+def _print_outcome(outcome: Any) -> None:
+    comparison = outcome.comparison
+    if comparison is not None and len(comparison):
+        table = Table(title="Results per sweep point (median across trials)")
+        columns = [c for c in comparison.columns if not c.endswith(("_min", "_max", "_ci_low", "_ci_high"))]
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for _, row in comparison[columns].iterrows():
+            table.add_row(*(_cell(v) for v in row))
+        _OUT.print(table)
+    _OUT.print(f"results: {outcome.run_dir}")
+    if outcome.report_html:
+        _OUT.print(f"report:  {outcome.report_html}")
+    if outcome.reasons:
+        _OUT.print("[yellow]SLO or recovery budget missed:[/yellow]", markup=True)
+        for reason in outcome.reasons:
+            _OUT.print(f"  - {reason}", markup=False)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return "-"
+        return f"{value:.4g}"
+    return str(value)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--no-images", is_flag=True, help="Skip PNG/SVG chart export.")
+def report(run_dir: Path, no_images: bool) -> None:
+    """Rebuild summary, charts and report.html from a results folder alone."""
+
+    def body() -> int:
+        from chaoslab.report import build_report
+
+        result = build_report(run_dir, images=not no_images)
+        _OUT.print(f"report: {result.html}")
+        return 0
+
+    _guarded(body)
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="Folder for the comparison report (default: results/compare-<timestamp>).")
+@click.option("--no-images", is_flag=True, help="Skip PNG/SVG chart export.")
+def compare(run_dirs: Sequence[Path], out_dir: Path | None, no_images: bool) -> None:
+    """Put several runs side by side in one comparison report."""
+
+    def body() -> int:
+        from datetime import datetime, timezone
+
+        from chaoslab.report import build_comparison
+
+        target = out_dir or Path("results") / f"compare-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+        result = build_comparison(list(run_dirs), target, images=not no_images)
+        _OUT.print(f"report: {result.html}")
+        return 0
+
+    _guarded(body)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of the experiment format (for editors)."""
+
+    def body() -> int:
+        from chaoslab.specload import experiment_json_schema
+
+        click.echo(json.dumps(experiment_json_schema(), indent=2))
+        return 0
+
+    _guarded(body)
+
+
 def main() -> None:
-    raise SystemExit(2)
+    cli(prog_name="chaoslab")

@@ -1,0 +1,83 @@
+"""SIGINT and SIGTERM during every phase: nothing left behind, partial results kept."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from chaoslab.errors import EXIT_INTERRUPTED
+from chaoslab.results import read_run
+from tests.engine.conftest import EXPERIMENTS, REPO, chaoslab_command
+
+pytestmark = pytest.mark.slow
+
+PHASES = ["deploy", "ready", "warmup", "measure", "cooldown"]
+
+
+def _trial_phase(out_root: Path) -> str | None:
+    for info in out_root.glob("*/trials/*/trial.json"):
+        try:
+            return json.loads(info.read_text())["phase"]
+        except (json.JSONDecodeError, OSError, KeyError):
+            return None
+    return None
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("phase", PHASES)
+def test_interrupt_leaves_nothing_behind(tmp_path: Path, phase: str, signum: int) -> None:
+    out_root = tmp_path / "results"
+    proc = subprocess.Popen(
+        chaoslab_command("run", str(EXPERIMENTS / "interrupt.yaml"), "--out", str(out_root), "--no-images"),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    seen: dict[int, psutil.Process] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while _trial_phase(out_root) != phase:
+            assert proc.poll() is None, f"run ended before phase {phase}: {proc.communicate()}"
+            assert time.monotonic() < deadline, f"phase {phase} never reached"
+            time.sleep(0.01)
+        # What the run has started by now (pods, proxy, Locust) must all be gone afterwards.
+        if phase != "deploy":
+            time.sleep(0.3)
+        for child in _descendants(proc.pid):
+            seen[child.pid] = child
+        proc.send_signal(signum)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    assert proc.returncode == EXIT_INTERRUPTED, stderr
+    assert "Traceback" not in stderr
+    assert "partial results kept" in stderr
+
+    alive = [p for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"left behind: {[(p.pid, p.cmdline()) for p in alive]}"
+
+    run = read_run(next(out_root.iterdir()))
+    assert run.status == "aborted"
+    assert run.trials and run.trials[0].info.status == "aborted"
+    assert "end" in run.trials[0].info.phases, "teardown must have finished"
+    if phase in ("measure", "cooldown"):
+        assert run.trials[0].load["requests"].sum() > 0, "load measured before the interrupt is kept"

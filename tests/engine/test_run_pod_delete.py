@@ -1,0 +1,52 @@
+"""`chaoslab run` end to end on sim: one pod deleted under real Locust load."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.engine.conftest import EXPERIMENTS
+
+pytestmark = pytest.mark.slow
+
+
+def _availability(load) -> float:
+    requests = load["requests"].sum()
+    return 1.0 - load["failures"].sum() / requests
+
+
+def test_one_replica_fails_and_three_replicas_stay_available(run_cli) -> None:
+    result = run_cli(EXPERIMENTS / "pod-delete.yaml", "--set", "sweep={workload.replicas: [1, 3]}")
+    assert result.code in (0, 1), result.stderr
+    run = result.results()
+    assert run.status == "completed"
+    by_replicas = {t.params["workload.replicas"]: t for t in run.trials}
+    assert set(by_replicas) == {1, 3}
+
+    one, three = by_replicas[1], by_replicas[3]
+    for trial in (one, three):
+        assert trial.info.status == "completed"
+        assert len(trial.faults) == 1 and trial.faults.iloc[0]["action"] == "pod-delete"
+        assert trial.load["requests"].sum() > 200, "Locust should have sent real load"
+
+    # One replica: the only pod is gone until its replacement starts and turns ready.
+    assert one.load["failures"].sum() > 10
+    assert _availability(one.load) < 0.97
+    # Three replicas: the Service routes around the deleted pod.
+    assert _availability(three.load) >= 0.99
+
+    # The summary and the exit code agree with what was measured.
+    summary = (result.run_dir() / "summary.csv").read_text()
+    assert "availability" in summary.splitlines()[0]
+    assert result.code == 1  # replicas=1 misses the 99 % SLO
+
+
+def test_same_seed_picks_the_same_targets(run_cli) -> None:
+    first = run_cli(EXPERIMENTS / "pod-delete.yaml", "--set", "timeline.duration=4s")
+    second = run_cli(EXPERIMENTS / "pod-delete.yaml", "--set", "timeline.duration=4s")
+    targets = []
+    for result in (first, second):
+        assert result.code in (0, 1), result.stderr
+        faults = result.results().trials[0].faults
+        targets.append(list(faults["targets"]))
+    assert targets[0] == targets[1]
+    assert targets[0][0], "a pod was targeted"

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from chaoslab import __version__
@@ -27,10 +28,10 @@ _OUT = Console(highlight=False, soft_wrap=True)
 def _fail(exc: ChaoslabError, hint: str | None = None) -> NoReturn:
     if isinstance(exc, SpecError):
         for problem in exc.problems:
-            _ERR.print(f"[red]error[/red] {problem}", markup=True, highlight=False)
+            _ERR.print(f"[red]error[/red] {escape(str(problem))}", markup=True, highlight=False)
         _ERR.print(f"{len(exc.problems)} problem(s) found", style="red")
     else:
-        _ERR.print(f"[red]error[/red] {exc}", markup=True, highlight=False)
+        _ERR.print(f"[red]error[/red] {escape(str(exc))}", markup=True, highlight=False)
     if hint:
         _ERR.print(hint)
     sys.exit(exc.exit_code)
@@ -74,7 +75,7 @@ def validate(files: Sequence[Path]) -> None:
             except SpecError as exc:
                 failed += 1
                 for problem in exc.problems:
-                    _ERR.print(f"[red]error[/red] {problem}", markup=True, highlight=False)
+                    _ERR.print(f"[red]error[/red] {escape(str(problem))}", markup=True, highlight=False)
                 continue
             _OUT.print(f"ok {path}: {plan.points} point(s) x {plan.experiment.trials} trial(s)")
         return EXIT_USAGE if failed else 0
@@ -116,12 +117,14 @@ def run(
         if dry_run:
             _OUT.print(render_plan(plan), highlight=False, markup=False)
             return 0
-        return _run_plan(plan, file, out_root, tuple(all_overrides), images=not no_images)
+        return _run_plan(plan, file, out_root, tuple(all_overrides), images=not no_images, yes=yes)
 
     _guarded(body)
 
 
-def _run_plan(plan: Any, file: Path, out_root: Path, overrides: tuple[str, ...], *, images: bool) -> int:
+def _run_plan(
+    plan: Any, file: Path, out_root: Path, overrides: tuple[str, ...], *, images: bool, yes: bool
+) -> int:
     from chaoslab.engine import Engine, RunOptions
     from chaoslab.interrupts import InterruptGuard
     from chaoslab.progress import make_progress
@@ -130,7 +133,7 @@ def _run_plan(plan: Any, file: Path, out_root: Path, overrides: tuple[str, ...],
     guard = InterruptGuard(notify=progress.message)
     engine = Engine(
         plan,
-        RunOptions(source=file, out_root=out_root, overrides=overrides, images=images),
+        RunOptions(source=file, out_root=out_root, overrides=overrides, images=images, yes=yes),
         guard=guard,
         progress=progress,
     )
@@ -139,7 +142,7 @@ def _run_plan(plan: Any, file: Path, out_root: Path, overrides: tuple[str, ...],
             with progress:
                 outcome = engine.run()
         except Interrupted as exc:
-            _ERR.print(f"[red]aborted[/red] {exc}; partial results kept in {engine.run_dir}", markup=True)
+            _ERR.print(f"[red]aborted[/red] {escape(str(exc))}; partial results kept in {escape(str(engine.run_dir))}", markup=True)
             _ERR.print(f"build a report from what was measured: chaoslab report {engine.run_dir}")
             return EXIT_INTERRUPTED
         except ChaoslabError as exc:
@@ -148,31 +151,45 @@ def _run_plan(plan: Any, file: Path, out_root: Path, overrides: tuple[str, ...],
     return outcome.exit_code
 
 
+# The few numbers the terminal table shows per sweep point (medians across trials); the
+# full set is in comparison.csv and the report.
+_TERMINAL_COLUMNS = (
+    ("availability_median", "availability", lambda v: f"{v:.2%}"),
+    ("time_to_recover_s_median", "recover", lambda v: f"{v:.1f}s"),
+    ("error_window_s_median", "error window", lambda v: f"{v:.1f}s"),
+    ("capacity_recovered_s_median", "capacity back", lambda v: f"{v:.1f}s"),
+    ("failed_requests_median", "failed req", lambda v: f"{v:,.0f}"),
+    ("p99_ms_during_median", "p99 during", lambda v: f"{v:.0f}ms"),
+)
+
+
 def _print_outcome(outcome: Any) -> None:
     comparison = outcome.comparison
     if comparison is not None and len(comparison):
-        table = Table(title="Results per sweep point (median across trials)")
-        columns = [c for c in comparison.columns if not c.endswith(("_min", "_max", "_ci_low", "_ci_high"))]
-        for column in columns:
-            table.add_column(column, overflow="fold")
-        for _, row in comparison[columns].iterrows():
-            table.add_row(*(_cell(v) for v in row))
+        table = Table(title="Median across trials per sweep point (all numbers: comparison.csv)")
+        table.add_column("sweep point", no_wrap=True)
+        table.add_column("trials", justify="right")
+        shown = [c for c in _TERMINAL_COLUMNS if c[0] in comparison.columns]
+        for _, title, _ in shown:
+            table.add_column(title, justify="right")
+        for _, row in comparison.iterrows():
+            cells = [str(row.get("label", row.get("point", ""))), _cell(row.get("trials", ""))]
+            cells += [_cell(row[column], fmt) for column, _, fmt in shown]
+            table.add_row(*cells)
         _OUT.print(table)
     _OUT.print(f"results: {outcome.run_dir}")
     if outcome.report_html:
         _OUT.print(f"report:  {outcome.report_html}")
     if outcome.reasons:
-        _OUT.print("[yellow]SLO or recovery budget missed:[/yellow]", markup=True)
+        _OUT.print("[yellow]SLO or recovery budget missed (exit 1):[/yellow]", markup=True)
         for reason in outcome.reasons:
             _OUT.print(f"  - {reason}", markup=False)
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        if value != value:
-            return "-"
-        return f"{value:.4g}"
-    return str(value)
+def _cell(value: Any, fmt: Callable[[Any], str] = str) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return fmt(value)
 
 
 @cli.command()

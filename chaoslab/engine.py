@@ -53,6 +53,8 @@ class RunOptions:
     out_root: Path
     overrides: tuple[str, ...] = ()
     images: bool = True
+    # Allow a kubernetes context that is not obviously local (`--yes`).
+    yes: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ class SilentProgress:
         pass
 
 
-ClusterFactory = Callable[[ClusterSpec], Cluster]
+ClusterFactory = Callable[..., Cluster]
 
 
 def library_versions() -> dict[str, str]:
@@ -357,15 +359,17 @@ class Engine:
         timeline = experiment.timeline
         info.enter("deploy")
         self._status(trial, info, state)
-        state.cluster = self.cluster_factory(experiment.cluster)
+        state.cluster = self.cluster_factory(
+            experiment.cluster, seed=trial.seed, yes=self.options.yes, base_dir=self.options.source.parent
+        )
         state.recorder = EventRecorder(state.cluster, trial_dir / "events.csv")
         state.faults_table = CsvAppender(trial_dir / "faults.csv", FAULT_COLUMNS)
         state.deployment = state.cluster.deploy(experiment.workload)
 
         info.enter("ready")
-        self._status(trial, info, state)
+        self._tick(trial, info, state)
         state.cluster.wait_ready(state.deployment, timeline.ready_timeout)
-        state.recorder.drain()
+        self._tick(trial, info, state)
         url = state.cluster.service_url(state.deployment)
         info.update(target_url=url)
         if journal.data.get("target_url") is None:
@@ -381,6 +385,7 @@ class Engine:
             experiment_dir=self.options.source.parent,
         )
         state.load.start()
+        self.guard.raise_if_interrupted()
         self._run_until(trial, info, state, warmup_start + timeline.warmup, [])
 
         measure_start = info.enter("measure")
@@ -444,6 +449,9 @@ class Engine:
         )
 
     def _tick(self, trial: TrialPlan, info: TrialJournal, state: _TrialState) -> None:
+        # A signal handler's exception can be swallowed if it fires inside a finaliser
+        # (`__del__` exceptions are only printed); the guard's flag is checked here too.
+        self.guard.raise_if_interrupted()
         if state.recorder is not None:
             state.recorder.drain()
         if state.load is not None:
@@ -460,7 +468,7 @@ class Engine:
                 elapsed_s=time.monotonic() - state.started_monotonic,
                 phase_remaining_s=None if state.phase_deadline is None else max(0.0, state.phase_deadline - now),
                 requests_per_s=live.requests_per_s if live else 0.0,
-                error_rate=live.error_rate if live else 0.0,
+                error_rate=(live.error_rate or 0.0) if live else 0.0,
                 ready=state.recorder.ready_endpoints if state.recorder else 0,
                 desired=state.desired,
             )

@@ -23,19 +23,25 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from chaoslab.units import parse_duration, parse_percent
+from chaoslab.units import (
+    DURATION_PATTERN,
+    MAX_DURATION_SECONDS,
+    PERCENT_PATTERN,
+    parse_duration,
+    parse_percent,
+)
 
 _DURATION_SCHEMA = {
     "anyOf": [
-        {"type": "number", "minimum": 0},
-        {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?|\.\d+)\s*(ms|s|m|h)\s*$"},
+        {"type": "number", "minimum": 0, "maximum": MAX_DURATION_SECONDS},
+        {"type": "string", "pattern": DURATION_PATTERN},
     ],
-    "description": "a duration: 250ms, 30s, 5m, 1h, or a number of seconds",
+    "description": "a duration: 250ms, 30s, 5m, 1h, 1m30s, or a number of seconds",
 }
 _PERCENT_SCHEMA = {
     "anyOf": [
         {"type": "number", "minimum": 0, "maximum": 1},
-        {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?|\.\d+)\s*%\s*$"},
+        {"type": "string", "pattern": PERCENT_PATTERN},
     ],
     "description": "a percentage: 99% or 0.99",
 }
@@ -95,6 +101,11 @@ class SimTimings(Model):
     back_off_initial: Duration = 10.0
     back_off_max: Duration = 300.0
     back_off_reset: Duration = 600.0
+    # kube-controller-manager --node-eviction-rate: 0.1 nodes/s, i.e. the NoExecute
+    # unreachable taint reaches at most one more node every 10 s (token bucket, burst 1).
+    node_eviction_rate: float = Field(default=0.1, ge=0)
+    # kubectl drain retries an eviction refused by a PodDisruptionBudget every 5 s.
+    drain_retry_interval: Duration = 5.0
 
 
 class SimClusterSpec(Model):
@@ -111,6 +122,15 @@ class NodeProviderSpec(Model):
     crash: str | None = None
     hang: str | None = None
     restore: str | None = None
+    # command: optional shell command printing running | paused | stopped for {node}.
+    status: str | None = None
+    # command: bound on each shell command (a cloud CLI may take a minute to stop a VM).
+    timeout: Duration = 120.0
+    # docker: the node's container name, {node} is the node name (kind and minikube
+    # name node containers like their nodes).
+    container: str = Field(default="{node}", min_length=1)
+    # docker: the daemon to talk to (else $DOCKER_HOST, else the default socket).
+    docker_host: str | None = None
 
 
 class KubernetesClusterSpec(Model):
@@ -184,6 +204,16 @@ class PodDisruptionBudgetSpec(Model):
     min_available: int | str | None = None
     max_unavailable: int | str | None = None
 
+    @field_validator("min_available", "max_unavailable")
+    @classmethod
+    def _int_or_percent(cls, value: int | str | None) -> int | str | None:
+        # The PodDisruptionBudget API takes an IntOrString: a count or an integer percentage.
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"expected a count of at least 0 or a percentage like 50%, got {value}")
+        if isinstance(value, str) and not re.fullmatch(r"(100|[1-9]?[0-9])%", value):
+            raise ValueError(f"expected a count or a percentage like 50%, got {value!r}")
+        return value
+
     @model_validator(mode="after")
     def _exactly_one(self) -> PodDisruptionBudgetSpec:
         if (self.min_available is None) == (self.max_unavailable is None):
@@ -240,8 +270,15 @@ class LoadSpec(Model):
     wait_time: WaitTimeSpec = WaitTimeSpec()
     timeout: Duration = 2.0
     requests: list[RequestSpec] | None = None
-    locustfile: str | None = None
+    locustfile: str | None = Field(default=None, min_length=1)
     processes: int = Field(default=1, ge=1, le=64)
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError(f"expected a timeout above 0s, got {value:g}s")
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> LoadSpec:
@@ -265,13 +302,27 @@ class TimelineSpec(Model):
     cooldown: Duration = 2.0
     ready_timeout: Duration = 120.0
 
+    @field_validator("duration", "ready_timeout")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError(f"expected a duration above 0s, got {value:g}s")
+        return value
+
 
 class TargetSpec(Model):
     """Which objects a fault hits: a count, a percentage, or one named object."""
 
     count: int | None = Field(default=None, ge=1)
     percent: Percent | None = None
-    name: str | None = None
+    name: str | None = Field(default=None, min_length=1)
+
+    @field_validator("percent")
+    @classmethod
+    def _above_zero(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError("expected a percentage above 0% (a fault must hit something)")
+        return value
 
     @model_validator(mode="after")
     def _exactly_one(self) -> TargetSpec:
@@ -287,6 +338,13 @@ class _FaultBase(Model):
     # How many times a fault with `every` fires; None: until the measurement ends.
     repeat: int | None = Field(default=None, ge=1)
     target: TargetSpec = TargetSpec(count=1)
+
+    @field_validator("every")
+    @classmethod
+    def _positive_interval(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError(f"expected an interval above 0s, got {value:g}s")
+        return value
 
 
 class PodDeleteFault(_FaultBase):
@@ -414,11 +472,13 @@ class Experiment(Model):
 def set_dotted(data: dict[str, Any], path: str, value: Any) -> None:
     """Set `value` at a dotted path (`workload.replicas`, `faults.0.at`) in nested data.
 
-    Path segments may be camelCase or snake_case; list items are addressed by index.
-    Raises KeyError naming the first segment that does not exist.
+    Path segments may be camelCase or snake_case; list items are addressed by index,
+    as `faults.0.at` or `faults[0].at`. Raises KeyError naming the first segment that
+    does not exist.
     """
-    parts = path.split(".")
+    parts = re.sub(r"\[(\d+)\]", r".\1", path).split(".")
     node: Any = data
+    created = False  # inside a section this call created (from null): any key is new
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1
         if isinstance(node, list):
@@ -427,13 +487,15 @@ def set_dotted(data: dict[str, Any], path: str, value: Any) -> None:
             key: Any = int(part)
         elif isinstance(node, dict):
             key = part if part in node else to_camel(part)
-            if key not in node:
+            if key not in node and not created:
                 raise KeyError(".".join(parts[: depth + 1]))
         else:
             raise KeyError(".".join(parts[: depth + 1]))
         if last:
             node[key] = value
         else:
-            if node[key] is None:
-                node[key] = {}
-            node = node[key]
+            child = node.get(key) if isinstance(node, dict) else node[key]
+            if child is None:
+                node[key] = child = {}
+                created = True
+            node = child

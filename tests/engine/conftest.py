@@ -41,8 +41,10 @@ def chaoslab_command(*args: str) -> list[str]:
 def run_cli(tmp_path: Path):
     """Run `chaoslab run FILE ...` to completion into a fresh results root."""
 
+    runs = iter(range(1, 1000))
+
     def run(experiment: Path, *args: str, timeout: float = 240) -> CliRun:
-        out_root = tmp_path / "results"
+        out_root = tmp_path / f"results-{next(runs)}"
         proc = subprocess.run(
             chaoslab_command("run", str(experiment), "--out", str(out_root), "--no-images", *args),
             capture_output=True,

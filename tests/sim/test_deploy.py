@@ -1,0 +1,94 @@
+"""Deploying a workload: pods become ready endpoints behind one Service URL."""
+
+from __future__ import annotations
+
+import http.client
+import sys
+
+import pytest
+
+from chaoslab.errors import ClusterError
+from chaoslab.spec import NodeDrainFault
+
+from tests.sim.helpers import EventRecorder, get, poll_until, workload
+
+
+def test_three_replicas_answer_through_the_service_from_different_pods(make_cluster):
+    cluster = make_cluster(nodes=3)
+    deployment = cluster.deploy(workload(replicas=3))
+    cluster.wait_ready(deployment, timeout=30)
+
+    pods = cluster.pods(deployment)
+    assert len(pods) == 3 and all(p.ready and p.phase == "Running" for p in pods)
+    assert sorted(p.node for p in pods) == ["node-1", "node-2", "node-3"]  # spread
+    assert len(cluster.endpoints(deployment)) == 3
+
+    url = cluster.service_url(deployment)
+    answers = {get(url) for _ in range(40)}
+    assert answers == {f"ok:{p.name}" for p in pods}
+
+
+def test_event_stream_is_complete_and_ordered_per_pod(make_cluster):
+    cluster = make_cluster(nodes=2)
+    recorder = EventRecorder(cluster)
+    deployment = cluster.deploy(workload(replicas=3))
+    cluster.wait_ready(deployment, timeout=30)
+    events = recorder.pull()
+
+    timestamps = [e.ts for e in events]
+    assert timestamps == sorted(timestamps)
+    lifecycle = ["pod_created", "pod_scheduled", "container_started", "pod_ready", "endpoint_added"]
+    for pod in cluster.pods(deployment):
+        mine = [e for e in events if e.name == pod.name and e.kind.value in lifecycle]
+        assert [e.kind.value for e in mine] == lifecycle, pod.name
+        assert [e.ts for e in mine] == sorted(e.ts for e in mine)
+        scheduled = mine[1]
+        assert scheduled.node == pod.node
+
+
+def test_wait_ready_names_each_pod_that_is_not_ready_and_why(make_cluster):
+    cluster = make_cluster(nodes=1)
+    crashing = workload(
+        replicas=2, command=[sys.executable, "-c", "import sys; print('boom: no config'); sys.exit(3)"]
+    )
+    deployment = cluster.deploy(crashing)
+    with pytest.raises(ClusterError) as caught:
+        cluster.wait_ready(deployment, timeout=3)
+    message = str(caught.value)
+    assert message.startswith("0 of 2 pods ready after 3s")
+    for pod in cluster.pods(deployment):
+        assert pod.name in message
+    assert "exitCode=3" in message and "boom: no config" in message
+
+
+def test_custom_command_listening_on_port_replaces_the_app(make_cluster):
+    cluster = make_cluster(nodes=1)
+    server = workload(
+        replicas=1,
+        command=[sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "$(PORT)"],
+        readiness_probe={"httpGet": {"path": "/"}, "periodSeconds": 1},
+    )
+    deployment = cluster.deploy(server)
+    cluster.wait_ready(deployment, timeout=30)
+    host, port = cluster.service_url(deployment).removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        connection.request("GET", "/")
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    assert response.status == 200 and b"Directory listing" in body
+
+
+def test_pod_with_no_schedulable_node_stays_pending_and_says_why(make_cluster, rng):
+    cluster = make_cluster(nodes=1)
+    recorder = EventRecorder(cluster)
+    deployment = cluster.deploy(workload(replicas=1))
+    cluster.wait_ready(deployment, timeout=30)
+
+    cluster.inject(deployment, NodeDrainFault(action="node-drain", at=0), "f1", rng)
+    pending = poll_until(lambda: recorder.of("pod_pending"), 10, "replacement reported Pending")
+    assert pending[0].detail == "0/1 nodes are available: 1 node(s) were unschedulable"
+    with pytest.raises(ClusterError, match=r"0 of 1 pods ready after 0.5s: web-\w{5} Pending \(0/1 nodes"):
+        cluster.wait_ready(deployment, timeout=0.5)

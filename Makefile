@@ -11,12 +11,13 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-# Debian packages for static chart export (kaleido drives a Chromium; without fonts the
-# PNGs "succeed" with no text). Installed only when running as root on Debian and missing.
+# Debian packages: chromium + fonts for static chart export (kaleido drives a Chromium;
+# without fonts the PNGs "succeed" with no text), docker.io for the tests of the docker
+# node provider (real containers stand in for nodes). Installed only as root on Debian.
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	  missing=""; \
-	  for p in chromium fonts-dejavu-core fonts-liberation; do \
+	  for p in chromium fonts-dejavu-core fonts-liberation docker.io; do \
 	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
 	  done; \
 	  if [ -n "$$missing" ]; then \

@@ -116,10 +116,25 @@ def run(
         plan = build_plan(load_experiment(file, all_overrides))
         if dry_run:
             _OUT.print(render_plan(plan), highlight=False, markup=False)
+            if plan.experiment.cluster.backend == "kubernetes":
+                from chaoslab.cluster.kube import describe_targets
+
+                targets = describe_targets(plan.experiment, yes=yes, base_dir=file.parent)
+                _OUT.print(targets, highlight=False, markup=False)
             return 0
+        if plan.experiment.cluster.backend != "sim":
+            _check_cluster(plan.experiment, file, yes=yes)
         return _run_plan(plan, file, out_root, tuple(all_overrides), images=not no_images, yes=yes)
 
     _guarded(body)
+
+
+def _check_cluster(experiment: Any, file: Path, *, yes: bool) -> None:
+    """Connect once before anything is written, so an unreachable or refused cluster
+    fails fast (exit 3 / exit 2) without leaving an empty results folder behind."""
+    from chaoslab.cluster import open_cluster
+
+    open_cluster(experiment.cluster, yes=yes, base_dir=file.parent).close()
 
 
 def _run_plan(
@@ -180,10 +195,16 @@ def _print_outcome(outcome: Any) -> None:
     _OUT.print(f"results: {outcome.run_dir}")
     if outcome.report_html:
         _OUT.print(f"report:  {outcome.report_html}")
+    _print_warnings(outcome.warnings)
     if outcome.reasons:
         _OUT.print("[yellow]SLO or recovery budget missed (exit 1):[/yellow]", markup=True)
         for reason in outcome.reasons:
             _OUT.print(f"  - {reason}", markup=False)
+
+
+def _print_warnings(warnings: Sequence[str]) -> None:
+    for warning in warnings:
+        _ERR.print(f"[yellow]warning[/yellow] {escape(warning)}", markup=True, highlight=False)
 
 
 def _cell(value: Any, fmt: Callable[[Any], str] = str) -> str:
@@ -203,6 +224,7 @@ def report(run_dir: Path, no_images: bool) -> None:
 
         result = build_report(run_dir, images=not no_images)
         _OUT.print(f"report: {result.html}")
+        _print_warnings(result.warnings)
         return 0
 
     _guarded(body)
@@ -223,6 +245,7 @@ def compare(run_dirs: Sequence[Path], out_dir: Path | None, no_images: bool) -> 
         target = out_dir or Path("results") / f"compare-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
         result = build_comparison(list(run_dirs), target, images=not no_images)
         _OUT.print(f"report: {result.html}")
+        _print_warnings(result.warnings)
         return 0
 
     _guarded(body)

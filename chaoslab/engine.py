@@ -82,6 +82,7 @@ class RunOutcome:
     report_html: Path | None = None
     summary: Any = None  # pandas.DataFrame when the analysis ran
     comparison: Any = None
+    warnings: tuple[str, ...] = ()
 
 
 class Progress(Protocol):
@@ -302,6 +303,7 @@ class Engine:
             report_html=result.html,
             summary=result.summary,
             comparison=result.comparison,
+            warnings=tuple(result.warnings),
         )
 
     def _partial_summary(self) -> None:

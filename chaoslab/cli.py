@@ -19,7 +19,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from chaoslab import __version__
-from chaoslab.errors import EXIT_INTERRUPTED, EXIT_USAGE, ChaoslabError, Interrupted, SpecError
+from chaoslab.errors import (
+    EXIT_ENVIRONMENT,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    ChaoslabError,
+    Interrupted,
+    SpecError,
+)
 
 _ERR = Console(stderr=True, highlight=False, soft_wrap=True)
 _OUT = Console(highlight=False, soft_wrap=True)
@@ -46,6 +54,15 @@ def _guarded(action: Callable[[], int]) -> NoReturn:
     except KeyboardInterrupt:
         _ERR.print("interrupted", style="red")
         sys.exit(EXIT_INTERRUPTED)
+    except OSError as exc:
+        # A file or folder the user named cannot be written or read (e.g. --out on a
+        # read-only path, a full disk): an environment problem, said in one line.
+        _ERR.print(f"[red]error[/red] {escape(str(exc))}", markup=True, highlight=False)
+        sys.exit(EXIT_ENVIRONMENT)
+    except Exception:  # noqa: BLE001 - a bug: show it, but never exit 1 ("SLO missed")
+        _ERR.print_exception()
+        _ERR.print("internal error in chaoslab (a bug); please report it with the traceback above", style="red")
+        sys.exit(EXIT_INTERNAL)
     sys.exit(code)
 
 

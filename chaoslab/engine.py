@@ -26,7 +26,16 @@ import yaml
 from chaoslab import __version__
 from chaoslab.cluster import open_cluster
 from chaoslab.cluster.base import Cluster, Deployment, Injection
-from chaoslab.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SLO_MISSED, ChaoslabError, Interrupted
+from chaoslab.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SLO_MISSED,
+    ChaoslabError,
+    ClusterError,
+    Interrupted,
+    UsageError,
+)
 from chaoslab.interrupts import InterruptGuard
 from chaoslab.load.runner import LoadRun
 from chaoslab.observe import AvailabilityProbe, EventRecorder
@@ -238,7 +247,13 @@ class Engine:
 
     def run(self) -> RunOutcome:
         experiment = self.plan.experiment
-        self.run_dir.mkdir(parents=True)
+        try:
+            self.run_dir.mkdir(parents=True)
+        except OSError as exc:
+            raise UsageError(
+                f"--out {self.options.out_root}: cannot create the results folder {self.run_dir} "
+                f"({exc.strerror or exc}); choose a writable folder"
+            ) from exc
         atomic_write_text(self.run_dir / "experiment.yaml", resolved_yaml(experiment))
         journal = RunJournal(
             self.run_dir / "run.json",
@@ -273,6 +288,10 @@ class Engine:
                 journal.data["trials_done"].append(trial.id)
                 journal.save()
                 self.progress.trial_finished(trial, status)
+            journal.update(status="completed", ended=self.clock())
+            # The analysis belongs to the run: if it is interrupted or fails, the journal
+            # must say so, with the exit code the CLI returns.
+            outcome = self._analyse()
         except Interrupted as exc:
             journal.update(status="aborted", ended=self.clock(), exit_code=EXIT_INTERRUPTED, error=str(exc))
             self._partial_summary()
@@ -282,10 +301,8 @@ class Engine:
             self._partial_summary()
             raise
         except BaseException as exc:
-            journal.update(status="failed", ended=self.clock(), exit_code=None, error=repr(exc))
+            journal.update(status="failed", ended=self.clock(), exit_code=EXIT_INTERNAL, error=repr(exc))
             raise
-        journal.update(status="completed", ended=self.clock())
-        outcome = self._analyse()
         journal.update(exit_code=outcome.exit_code, verdict=list(outcome.reasons))
         return outcome
 
@@ -345,12 +362,12 @@ class Engine:
             info.update(error=str(exc))
             raise
         finally:
-            with self.guard.shield():
-                teardown_error = self._teardown(info, state)
-                info.update(status=status)
+            teardown_error = self._shielded_teardown(info, state, status)
             if teardown_error is not None and status == "completed":
                 info.update(status="failed", error=str(teardown_error))
-                raise teardown_error
+                if isinstance(teardown_error, ChaoslabError):
+                    raise teardown_error
+                raise ClusterError(f"teardown failed: {teardown_error}") from teardown_error
             self.guard.raise_if_interrupted()
         return status
 
@@ -476,21 +493,40 @@ class Engine:
             )
         )
 
-    def _teardown(self, info: TrialJournal, state: _TrialState) -> ChaoslabError | None:
+    def _shielded_teardown(self, info: TrialJournal, state: _TrialState, status: str) -> Exception | None:
+        """Teardown that an interrupt cannot skip.
+
+        Only the first signal raises; if it lands in the instant before the shield is up,
+        teardown simply starts again (every step is idempotent), this time shielded.
+        """
+        while True:
+            try:
+                with self.guard.shield():
+                    error = self._teardown(info, state)
+                    info.update(status=status)
+                    return error
+            except Interrupted:
+                if status == "completed":
+                    status = "aborted"
+
+    def _teardown(self, info: TrialJournal, state: _TrialState) -> Exception | None:
         """Stop load and observers, undo faults, remove the workload, close the cluster.
 
         Every step runs even if an earlier one failed; the first error is returned (the
         caller raises it unless another error is already on its way).
         """
-        info.enter("teardown")
-        errors: list[ChaoslabError] = []
+        errors: list[Exception] = []
 
         def step(action: Callable[[], object]) -> None:
+            # Any failure is recorded and the next step still runs: a failed CSV write
+            # must not keep the workload or a crashed node in place.
             try:
                 action()
-            except ChaoslabError as exc:
+            except Exception as exc:  # noqa: BLE001 - collected, reported and re-raised by the caller
                 errors.append(exc)
                 self.progress.message(f"teardown: {exc}")
+
+        step(lambda: info.enter("teardown"))
 
         if state.probe is not None:
             step(state.probe.stop)
@@ -506,10 +542,10 @@ class Engine:
         if state.cluster is not None:
             step(state.cluster.close)
         if state.recorder is not None:
-            state.recorder.close()
+            step(state.recorder.close)
         if state.faults_table is not None:
-            state.faults_table.close()
-        info.enter("end")
+            step(state.faults_table.close)
+        step(lambda: info.enter("end"))
         return errors[0] if errors else None
 
 

@@ -14,6 +14,9 @@ EXIT_SLO_MISSED = 1
 EXIT_USAGE = 2
 EXIT_ENVIRONMENT = 3
 EXIT_INTERRUPTED = 130
+# An unexpected error inside chaoslab (a bug): reported with its traceback, exit 3 like an
+# environment error so CI never mistakes it for "SLO missed" (1).
+EXIT_INTERNAL = 3
 
 
 class ChaoslabError(Exception):

@@ -321,9 +321,9 @@ def _workload_warnings(experiment: Experiment) -> list[str]:
         ignored = []
         if workload.image != BUILT_IN_IMAGE:
             ignored.append(f"workload.image ({workload.image})")
+        # workload.command and args are not in this list: the sim kubelet runs them as
+        # the container's process on this machine (kubelet.container_argv).
         for name, value in (
-            ("workload.command", workload.command),
-            ("workload.args", workload.args),
             ("workload.resources", workload.resources),
             ("workload.manifests", workload.manifests),
         ):
@@ -331,8 +331,8 @@ def _workload_warnings(experiment: Experiment) -> list[str]:
                 ignored.append(name)
         if ignored:
             warnings.append(
-                f"the sim backend runs the built-in app and ignores {', '.join(ignored)}; "
-                "they apply on the kubernetes backend only"
+                "the sim backend runs the built-in app (or workload.command) on this machine "
+                f"and ignores {', '.join(ignored)}; they apply on the kubernetes backend only"
             )
     return warnings
 

@@ -23,26 +23,12 @@ import yaml
 
 from chaoslab.cluster.base import EVENT_COLUMNS
 from chaoslab.errors import ResultsError, SpecError
+from chaoslab.load.failures import FAILURE_CLASSES
+from chaoslab.load.stream import LOAD_COLUMNS
 from chaoslab.spec import Experiment
 
 FORMAT_VERSION = 1
 
-LOAD_COLUMNS = (
-    "ts",
-    "users",
-    "requests",
-    "failures",
-    "refused",
-    "reset",
-    "timeout",
-    "http_5xx",
-    "other",
-    "p50_ms",
-    "p95_ms",
-    "p99_ms",
-    "max_ms",
-)
-FAILURE_CLASSES = ("refused", "reset", "timeout", "http_5xx", "other")
 FAULT_COLUMNS = (
     "fault_id",
     "action",

@@ -106,6 +106,9 @@ class SimTimings(Model):
     node_eviction_rate: float = Field(default=0.1, ge=0)
     # kubectl drain retries an eviction refused by a PodDisruptionBudget every 5 s.
     drain_retry_interval: Duration = 5.0
+    # The kubelet's PLEG relists containers every 1 s (genericPlegRelistPeriod; Evented
+    # PLEG is off by default): a dead container is noticed up to 1 s after it died.
+    pleg_relist_period: Duration = 1.0
 
 
 class SimClusterSpec(Model):

@@ -58,7 +58,10 @@ class _Recorder:
     def __init__(self, config: LocustConfig, runner: Runner, stream: IO[str]) -> None:
         self._runner = runner
         self._stream = stream
-        self._aggregator = BucketAggregator(config.bucket, config.timeout + FLUSH_MARGIN_S)
+        # A request may spend `timeout` connecting and then `timeout` waiting for the answer
+        # (FastHttpUser's connection_timeout and network_timeout are both load.timeout), so
+        # a bucket can still receive requests until twice the timeout after it ends.
+        self._aggregator = BucketAggregator(config.bucket, 2 * config.timeout + FLUSH_MARGIN_S)
         self._tick = min(max(config.bucket, _TICK_MIN_S), _TICK_MAX_S)
         self._closed = False
 

@@ -140,9 +140,10 @@ class BucketAggregator:
     """Aggregates one Locust process's requests into buckets and says which are complete.
 
     `horizon` is how long after a bucket's end a request that started in it may still
-    complete: `load.timeout` plus a margin for the event loop. A request that completes
-    even later (a client whose connect and read timeouts add up beyond the horizon) is
-    kept as a `late` bucket record so it is counted, never dropped.
+    complete: the connect plus the read timeout (twice `load.timeout`) plus a margin for
+    the event loop. A request that completes even later (an overloaded event loop) is
+    kept as a `late` bucket record; the merger counts it in `late_requests` and the
+    runner logs a warning, because its bucket has already been written to load.csv.
     """
 
     def __init__(self, bucket: float, horizon: float) -> None:

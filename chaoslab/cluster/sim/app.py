@@ -127,8 +127,11 @@ class EchoHandler(BaseHTTPRequestHandler):
 
     def _serve_root(self, state: AppState, head: bool) -> None:
         if state.cpu_s > 0:
-            end = time.perf_counter() + state.cpu_s
-            while time.perf_counter() < end:
+            # CPU time of this thread, not wall time: concurrent requests share the
+            # process's one core (the GIL), so each still costs cpu_s of CPU and a pod
+            # saturates at 1 / cpu_s requests per second, as a CPU-bound service does.
+            end = time.thread_time() + state.cpu_s
+            while time.thread_time() < end:
                 pass
         delay = state.latency_s
         if state.jitter_s > 0:

@@ -361,6 +361,9 @@ class ControlPlane:
         pdb = deployment.spec.pod_disruption_budget
         if pdb is None:
             return True
+        if not pod.ever_started:
+            # The eviction API skips the budget for pods that are still Pending.
+            return True
         healthy = sum(1 for p in deployment.pods.values() if p.ready and not p.terminating)
         needed = desired_healthy(pdb, deployment.desired)
         if not (pod.ready and not pod.terminating):

@@ -113,6 +113,7 @@ class Kubelet:
         self.prober = prober
         self.base_env = dict(base_env)
         self.python = python
+        self._next_relist = 0.0
 
     # --- the periodic sync ----------------------------------------------------------
 
@@ -123,10 +124,15 @@ class Kubelet:
         if now >= node.next_heartbeat:
             node.last_heartbeat = now
             node.next_heartbeat = now + self.world.timings.node_heartbeat_period
+        relist = now >= self._next_relist
+        if relist:
+            self._next_relist = now + self.world.timings.pleg_relist_period
         for pod in self.world.pods_on(node.name):
-            self.sync_pod(pod, now)
+            self.sync_pod(pod, now, relist=relist)
 
-    def sync_pod(self, pod: SimPod, now: float) -> None:
+    def sync_pod(self, pod: SimPod, now: float, *, relist: bool = True) -> None:
+        """Act on one pod. `relist`: whether this sync sees container deaths, which the
+        kubelet's PLEG only discovers on its periodic relist (every 1 s upstream)."""
         if self.node.state != NODE_UP:
             return
         if pod.terminating:
@@ -137,7 +143,7 @@ class Kubelet:
                 self._start(pod, now)
             return
         assert pod.process is not None
-        status = pod.process.poll()
+        status = pod.process.poll() if relist else None
         if status is not None:
             self._died(pod, now, status)
             return
@@ -346,6 +352,9 @@ class Kubelet:
             pod.start_due = None
             pod.readiness = None
             pod.liveness = None
+            # A liveness kill that was under way is moot: the next death is not its doing.
+            pod.stop_reason = ""
+            pod.stop_deadline = None
             pod.last_exit = describe_exit(status)
             self.world.emit(
                 EventKind.CONTAINER_DIED,

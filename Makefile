@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO ?= experiments/replicas-pod-delete.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast bench clean system-deps
+.PHONY: install demo test test-fast bench clean system-deps k8s-local k8s-local-down e2e
 
 install: $(STAMP)
 
@@ -50,3 +50,27 @@ clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find results -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
+
+# --- a real Kubernetes control plane on 127.0.0.1 for the end-to-end tests -----------------
+# tests/e2e/localcluster.py builds etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler and KWOK from the Go module proxy once (cached under
+# ~/.cache/chaoslab/k8s, keyed by version; a cold build took 6 minutes on 2 cores), starts them
+# with KWOK nodes and writes a kubeconfig. Standard library only: no venv needed.
+# Settings: K8S_LOCAL_ARGS="--nodes 3 --node-monitor-grace-period 10 --toleration-seconds 300".
+K8S_LOCAL = $(PYTHON) tests/e2e/localcluster.py
+K8S_LOCAL_ARGS ?=
+
+k8s-local:
+	$(K8S_LOCAL) up $(K8S_LOCAL_ARGS)
+
+k8s-local-down:
+	$(K8S_LOCAL) down
+
+# Up (building if needed), the e2e tests, and down again whatever happened (the EXIT
+# trap also runs after a failure or Ctrl-C; a failure prints the components' last logs).
+e2e: install
+	@trap 'code=$$?; if [ $$code -ne 0 ]; then $(K8S_LOCAL) logs --lines 25; fi; \
+	       $(K8S_LOCAL) down || { [ $$code -ne 0 ] || code=1; }; exit $$code' EXIT; \
+	trap 'exit 130' INT TERM; \
+	$(K8S_LOCAL) up $(K8S_LOCAL_ARGS) && \
+	$(BIN)/python -m pytest -q -m e2e tests/e2e $(PYTEST_ARGS)

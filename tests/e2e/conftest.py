@@ -1,0 +1,251 @@
+"""Fixtures for the end-to-end tests: our kubernetes backend on the local control plane.
+
+The control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, KWOK
+nodes) is started by `make e2e` / `make k8s-local` (tests/e2e/localcluster.py); these
+fixtures only find it through its state folder, and fail with the command to run when it
+is not there. Clusters are opened the way `chaoslab run` opens them (`open_cluster` with
+backend kubernetes and the generated kubeconfig), with the `command` node provider
+freezing and resuming a node's KWOK process.
+
+What the tests check is read back with the official client, independently of our
+wrapper, and every test must leave the cluster as it found it (`cluster_left_clean`).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from kubernetes import client as k8s
+from kubernetes.config import new_client_from_config
+
+from chaoslab.cluster import open_cluster
+from chaoslab.cluster.base import EVENT_COLUMNS, Cluster, ClusterEvent, EventKind
+from chaoslab.spec import ClusterSpec, KubernetesClusterSpec, WorkloadSpec
+from tests.e2e import localcluster
+from tests.e2e.localcluster import State
+
+# Deadline for what the real controllers do in seconds (scheduling, KWOK readiness,
+# endpoint updates), generous for a shared 2-core machine.
+EVENT_DEADLINE_SECONDS = 120.0
+# How long the cleanliness check waits for the controllers to finish what a test started
+# (taints lifted, a namespace's last pods deleted).
+SETTLE_SECONDS = 30.0
+# How often EventLog drains the backend's watch events while waiting.
+POLL_SECONDS = 0.2
+# The label chaoslab puts on every namespace it creates (see chaoslab/cluster/kube/safety.py).
+MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=chaoslab"
+
+
+@pytest.fixture(scope="session")
+def local() -> State:
+    """The running local control plane, or a failure that says how to start it."""
+    state_dir = localcluster.default_state_dir(os.environ)
+    state = localcluster.read_state(state_dir)
+    if state is None or not state.ready:
+        pytest.fail(
+            f"the local Kubernetes control plane is not running (no ready {state_dir}/state.json): "
+            "run `make k8s-local` first, or `make e2e` to start it, test and stop it",
+            pytrace=False,
+        )
+    dead = [r.name for r in state.processes if not localcluster.is_ours(r)]
+    if dead:
+        pytest.fail(f"local control plane processes exited: {', '.join(dead)}; see `make k8s-local` logs", pytrace=False)
+    return state
+
+
+@pytest.fixture(scope="session")
+def kube(local: State) -> Iterator[k8s.ApiClient]:
+    """The official client on the same kubeconfig: the independent view of the cluster."""
+    api_client = new_client_from_config(config_file=local.kubeconfig, context=local.context, persist_config=False)
+    yield api_client
+    api_client.close()
+
+
+@pytest.fixture(scope="session")
+def core(kube: k8s.ApiClient) -> k8s.CoreV1Api:
+    return k8s.CoreV1Api(kube)
+
+
+def node_command(state: State, action: str) -> str:
+    """A shell command for the `command` node provider; the backend fills in {node}."""
+    script = Path(localcluster.__file__).resolve()
+    return " ".join(
+        [shlex.quote(sys.executable), shlex.quote(str(script)), "--state-dir", shlex.quote(state.state_dir), "node", action, "{node}"]
+    )
+
+
+def kwok_state(state: State, node: str) -> str:
+    """running | paused: whether the node's KWOK process (its kubelet) is frozen."""
+    return localcluster.node_action(Path(state.state_dir), "state", node)
+
+
+def kube_spec(state: State, **fields: Any) -> KubernetesClusterSpec:
+    """`cluster.kubernetes` for the local control plane, as an experiment file would say it."""
+    base: dict[str, Any] = {
+        "kubeconfig": state.kubeconfig,
+        "context": state.context,
+        "allowContexts": [state.context],
+        "nodeProvider": {
+            "type": "command",
+            # KWOK has no machine to kill: freezing its process stops the node's Lease and
+            # status updates, which is what the control plane sees of a crash or a hang.
+            "crash": node_command(state, "stop"),
+            "hang": node_command(state, "stop"),
+            "restore": node_command(state, "resume"),
+            "status": node_command(state, "state"),
+            "timeout": "30s",
+        },
+    }
+    base.update(fields)
+    return KubernetesClusterSpec.model_validate(base)
+
+
+@pytest.fixture
+def open_kube(local: State) -> Iterator[Callable[..., Cluster]]:
+    """Opens our backend on the local cluster like `chaoslab run` does; closes it after."""
+    opened: list[Cluster] = []
+
+    def make(*, yes: bool = False, **fields: Any) -> Cluster:
+        spec = ClusterSpec(backend="kubernetes", kubernetes=kube_spec(local, **fields))
+        cluster = open_cluster(spec, yes=yes)
+        opened.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in opened:
+        cluster.close()
+
+
+def workload(**fields: Any) -> WorkloadSpec:
+    """A workload for KWOK nodes: any image (nothing is pulled), fast grace periods."""
+    base: dict[str, Any] = {
+        "name": "web",
+        "image": "registry.invalid/chaoslab-e2e:never-pulled",
+        "replicas": 3,
+        "readinessProbe": {"httpGet": {"path": "/readyz"}, "periodSeconds": 1},
+        "terminationGracePeriodSeconds": 1,
+    }
+    base.update(fields)
+    return WorkloadSpec.model_validate(base)
+
+
+class EventLog:
+    """Collects a cluster's events; `wait_for` polls until a predicate on them holds."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.events: list[ClusterEvent] = []
+
+    def drain(self) -> list[ClusterEvent]:
+        self.events += list(self.cluster.events())
+        return self.events
+
+    def wait_for(self, predicate: Callable[[EventLog], bool], what: str, deadline_s: float = EVENT_DEADLINE_SECONDS) -> None:
+        deadline = time.monotonic() + deadline_s
+        while True:
+            self.drain()
+            if predicate(self):
+                return
+            if time.monotonic() >= deadline:
+                shown = "\n  ".join(f"{e.ts:.1f} {e.kind.value} {e.name} {e.node} {e.reason} {e.detail}" for e in self.events[-60:])
+                raise AssertionError(f"timed out after {deadline_s:g}s waiting for {what}; last events:\n  {shown}")
+            time.sleep(POLL_SECONDS)
+
+    def of(self, kind: EventKind, name: str | None = None, node: str | None = None) -> list[ClusterEvent]:
+        return [
+            e for e in self.events
+            if e.kind is kind and (name is None or e.name == name) and (node is None or e.node == node)
+        ]
+
+    def ready_endpoints(self) -> set[str]:
+        """Pods the Service routes to now, by replaying endpoint events."""
+        ready: set[str] = set()
+        for event in sorted(self.events, key=lambda e: e.ts):
+            if event.kind is EventKind.ENDPOINT_ADDED:
+                ready.add(event.name)
+            elif event.kind is EventKind.ENDPOINT_REMOVED:
+                ready.discard(event.name)
+        return ready
+
+    def frame(self) -> pd.DataFrame:
+        """The events as `events.csv` holds them, for chaoslab.analysis."""
+        return pd.DataFrame([e.row() for e in self.events], columns=list(EVENT_COLUMNS))
+
+
+def pods_by_node(cluster: Cluster, deployment: Any) -> dict[str, list[str]]:
+    placed: dict[str, list[str]] = {}
+    for pod in cluster.pods(deployment):
+        if pod.node and pod.phase != "Terminating":
+            placed.setdefault(pod.node, []).append(pod.name)
+    return placed
+
+
+def chaoslab_namespaces(core: k8s.CoreV1Api) -> list[str]:
+    return [ns.metadata.name for ns in core.list_namespace(label_selector=MANAGED_BY_SELECTOR).items]
+
+
+def cluster_problems(state: State, core: k8s.CoreV1Api) -> list[str]:
+    """What is not as `up` left it: chaoslab namespaces, cordoned, tainted or not Ready
+    nodes, frozen KWOK processes."""
+    problems = [f"namespace {name} left behind" for name in chaoslab_namespaces(core)]
+    for node in core.list_node().items:
+        name = node.metadata.name
+        ready = next((c.status for c in node.status.conditions or () if c.type == "Ready"), "Unknown")
+        if node.spec.unschedulable:
+            problems.append(f"node {name} is cordoned")
+        if ready != "True":
+            problems.append(f"node {name} is Ready={ready}")
+        for taint in node.spec.taints or ():
+            if taint.key != localcluster.CONTROL_PLANE_LABEL:
+                problems.append(f"node {name} has taint {taint.key}:{taint.effect}")
+    for record in state.processes:
+        if record.name.startswith("kwok/") and localcluster.process_state(record.pid) == "T":
+            problems.append(f"{record.name} is frozen")
+    return problems
+
+
+def settled_problems(state: State, core: k8s.CoreV1Api) -> list[str]:
+    """`cluster_problems` once the controllers had time to settle (the node-lifecycle
+    controller lifts a node's taints a moment after it is Ready again)."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        problems = cluster_problems(state, core)
+        if not problems or time.monotonic() >= deadline:
+            return problems
+        time.sleep(0.5)
+
+
+@pytest.fixture(autouse=True)
+def cluster_left_clean(local: State, core: k8s.CoreV1Api) -> Iterator[None]:
+    """Each test starts on a clean cluster and must leave it clean (teardown is ours to prove)."""
+    before = settled_problems(local, core)
+    assert not before, f"the local cluster was not clean before the test: {before}"
+    yield
+    problems = settled_problems(local, core)
+    if problems:
+        _repair(local, core)
+    assert not problems, f"the test left the cluster changed: {problems}"
+
+
+def _repair(state: State, core: k8s.CoreV1Api) -> None:
+    """Put the cluster back for the next test after one failed (not a substitute for teardown)."""
+    for record in state.processes:
+        if record.name.startswith("kwok/") and localcluster.is_ours(record):
+            os.kill(record.pid, signal.SIGCONT)
+    for node in core.list_node().items:
+        if node.spec.unschedulable:
+            core.patch_node(node.metadata.name, {"spec": {"unschedulable": False}})
+    for name in chaoslab_namespaces(core):
+        core.delete_namespace(name)
+    deadline = time.monotonic() + EVENT_DEADLINE_SECONDS
+    while cluster_problems(state, core) and time.monotonic() < deadline:
+        time.sleep(1.0)

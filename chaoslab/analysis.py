@@ -853,6 +853,10 @@ def pod_states(events: pd.DataFrame, start: float, end: float) -> pd.DataFrame:
                 continue  # e.g. its endpoint removal, propagated after the pod was gone
             elif state == "terminating":
                 new_state = "terminating"
+            elif kind == EventKind.ENDPOINT_REMOVED.value and state not in (None, "serving"):
+                # The removal trails the pod's own change (not ready, container died, back-off,
+                # even the restart) by the propagation delay; it must not relabel that state.
+                new_state = state
             else:
                 new_state = _STATE_AFTER.get(kind, state)
             if kind == EventKind.POD_CREATED.value:

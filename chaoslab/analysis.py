@@ -1051,8 +1051,17 @@ def point_label(params: Mapping[str, Any], sweep_paths: Sequence[str]) -> str:
 
 
 def _format_value(value: Any) -> str:
+    """A sweep value as a person wrote it: `1`, `0.5`, `none`, `{minAvailable: 1}`, `[1, 2]`."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_format_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_format_value(v) for v in value) + "]"
     return str(value)
 
 

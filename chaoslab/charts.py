@@ -370,7 +370,10 @@ def _availability_figure(sources: Sequence[SeriesSource], title: str, slo: float
         )
         group = {"legendgroup": source.label}
         merged = len(series) > 1 and series["t_s"].iloc[1] - series["t_s"].iloc[0] > source.bucket * 1.5
-        if merged:
+        # plotly's `tonexty` fill draws stray polygons across gaps (bins where no request
+        # completed), so the worst-bucket shading is only drawn for a gap-free series.
+        shade = merged and not (series["success_ratio"].isna().any() or series["success_ratio_min"].isna().any())
+        if shade:
             # Each point covers several buckets: shade down to the worst bucket so short dips show.
             fig.add_trace(
                 go.Scatter(
@@ -386,8 +389,8 @@ def _availability_figure(sources: Sequence[SeriesSource], title: str, slo: float
                 y=series["success_ratio"] * 100.0,
                 name=source.label,
                 mode="lines",
-                fill="tonexty" if merged else None,
-                fillcolor=_translucent(source.color, 0.25) if merged else None,
+                fill="tonexty" if shade else None,
+                fillcolor=_translucent(source.color, 0.25) if shade else None,
                 line={"color": source.color, "width": 3, "shape": "hv"},
                 hovertemplate="%{x:.1f}s: %{y:.1f}% successful<extra>" + html.escape(source.label) + "</extra>",
                 meta="success_ratio",

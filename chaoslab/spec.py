@@ -358,8 +358,12 @@ class PodDeleteFault(_FaultBase):
 
 
 class ContainerKillFault(_FaultBase):
+    """Signal the container's main process. SIGKILL/SIGTERM: it dies and the kubelet
+    restarts it in place. SIGSTOP: it freezes but stays alive with its port open, as a
+    deadlocked server does; only a readiness (or liveness) probe can notice."""
+
     action: Literal["container-kill"]
-    signal: Literal["SIGKILL", "SIGTERM"] = "SIGKILL"
+    signal: Literal["SIGKILL", "SIGTERM", "SIGSTOP"] = "SIGKILL"
 
 
 class NodeCrashFault(_FaultBase):

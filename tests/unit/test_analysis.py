@@ -514,3 +514,7 @@ def test_point_labels_are_short_and_unambiguous() -> None:
     label = analysis.point_label(dict(zip(paths, [5, 10])), paths)
     assert label == "workload.readinessProbe.periodSeconds=5, workload.livenessProbe.periodSeconds=10"
     assert analysis.point_label({}, []) == "all trials"
+    # Structured sweep values read like the YAML that set them, not like Python reprs.
+    pdb = "workload.podDisruptionBudget"
+    assert analysis.point_label({pdb: {"minAvailable": 1}}, [pdb]) == "podDisruptionBudget={minAvailable: 1}"
+    assert analysis.point_label({pdb: None}, [pdb]) == "podDisruptionBudget=none"

@@ -67,7 +67,7 @@ from chaoslab.spec import (
 # The built-in app's source: the very file the simulator runs as a pod.
 APP_SOURCE_PATH = Path(__file__).resolve().parent.parent / "sim" / "app.py"
 # Exit status of the container-kill script when PID 1 of the container is its only
-# process: the kernel drops SIGKILL sent to a PID namespace's init from inside it.
+# process: the kernel drops SIGKILL and SIGSTOP sent to a PID namespace's init from inside it.
 _INIT_UNKILLABLE_EXIT = 97
 
 # Sends the signal ($1) to the container's main process. With a shared PID namespace
@@ -90,8 +90,8 @@ if grep -q pause /proc/1/cmdline 2>/dev/null; then
   done
   [ -n "$target" ] || { echo "no main process found" >&2; exit 1; }
 fi
-if [ "$target" = 1 ] && [ "$sig" = KILL ]; then
-  echo "PID 1 is the container's init: SIGKILL from inside its PID namespace is ignored" >&2
+if [ "$target" = 1 ] && { [ "$sig" = KILL ] || [ "$sig" = STOP ]; }; then
+  echo "PID 1 is the container's init: SIG$sig from inside its PID namespace is ignored" >&2
   exit 97
 fi
 kill -s "$sig" "$target" && echo "$target"
@@ -549,8 +549,8 @@ class KubernetesCluster:
                 ) from exc
             if result.exit_code == _INIT_UNKILLABLE_EXIT:
                 raise UsageError(
-                    f"{fault_id} container-kill with SIGKILL cannot reach the main process of image "
-                    f"{objects.image}: it is PID 1 of its container, and the kernel ignores SIGKILL "
+                    f"{fault_id} container-kill with {fault.signal} cannot reach the main process of image "
+                    f"{objects.image}: it is PID 1 of its container, and the kernel ignores {fault.signal} "
                     "sent to a PID namespace's init from inside it; use signal: SIGTERM, or run the "
                     "image with shareProcessNamespace: true (the built-in app does)"
                 )

@@ -109,6 +109,7 @@ def validate(files: Sequence[Path]) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @click.option("--yes", is_flag=True, help="Allow a cluster context that is not obviously local.")
 @click.option("--no-images", is_flag=True, help="Skip PNG/SVG chart export (the HTML report is still written).")
+@click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="Also write JUnit XML: one test case per trial x fault.")
 def run(
     file: Path,
     overrides: tuple[str, ...],
@@ -118,6 +119,7 @@ def run(
     dry_run: bool,
     yes: bool,
     no_images: bool,
+    junit_path: Path | None,
 ) -> None:
     """Run an experiment (all sweep points x trials) and write a results folder."""
 
@@ -141,7 +143,9 @@ def run(
             return 0
         if plan.experiment.cluster.backend != "sim":
             _check_cluster(plan.experiment, file, yes=yes)
-        return _run_plan(plan, file, out_root, tuple(all_overrides), images=not no_images, yes=yes)
+        return _run_plan(
+            plan, file, out_root, tuple(all_overrides), images=not no_images, yes=yes, junit_path=junit_path
+        )
 
     _guarded(body)
 
@@ -155,7 +159,14 @@ def _check_cluster(experiment: Any, file: Path, *, yes: bool) -> None:
 
 
 def _run_plan(
-    plan: Any, file: Path, out_root: Path, overrides: tuple[str, ...], *, images: bool, yes: bool
+    plan: Any,
+    file: Path,
+    out_root: Path,
+    overrides: tuple[str, ...],
+    *,
+    images: bool,
+    yes: bool,
+    junit_path: Path | None = None,
 ) -> int:
     from chaoslab.engine import Engine, RunOptions
     from chaoslab.interrupts import InterruptGuard
@@ -180,6 +191,12 @@ def _run_plan(
         except ChaoslabError as exc:
             _fail(exc, hint=f"partial results kept in {engine.run_dir}" if engine.run_dir.exists() else None)
     _print_outcome(outcome)
+    if junit_path is not None and outcome.summary is not None:
+        from chaoslab.junit import junit_xml
+        from chaoslab.results import atomic_write_text
+
+        atomic_write_text(junit_path, junit_xml(outcome.summary, plan.experiment.measure, plan.experiment.name))
+        _OUT.print(f"junit:   {junit_path}")
     return outcome.exit_code
 
 

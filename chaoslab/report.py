@@ -114,18 +114,14 @@ def build_report(run_dir: Path, *, images: bool = True) -> ReportResult:
     _write_table(run_dir / "comparison.csv", comparison)
     colors = charts.sweep_colors(charts.run_labels(run))
     slots = _run_slots(run, summary, comparison, colors)
-    notes: list[str] = []
-    chart_paths: tuple[Path, ...] = ()
-    if images:
-        chart_paths, warning = export_images({s.stem: s.figure for s in slots if s.figure is not None}, run_dir / "charts")
-        if warning:
-            notes.append(warning)
-    page = _run_page(run, summary, comparison, verdict, slots, notes, chart_paths)
-    html_path = run_dir / "report.html"
-    _write(html_path, page)
-    for note in notes:
-        warnings.warn(note, ReportWarning, stacklevel=2)
-    return ReportResult(html_path, chart_paths, summary, comparison, verdict, tuple(notes))
+    html_path, chart_paths, notes = _write_outputs(
+        run_dir,
+        slots,
+        [],
+        images,
+        lambda notes, paths: _run_page(run, summary, comparison, verdict, slots, notes, paths),
+    )
+    return ReportResult(html_path, chart_paths, summary, comparison, verdict, notes)
 
 
 def _run_slots(run: RunData, summary: pd.DataFrame, comparison: pd.DataFrame, colors: Mapping[str, str]) -> list[ChartSlot]:
@@ -220,17 +216,34 @@ def build_comparison(run_dirs: Sequence[Path], out_dir: Path, *, images: bool = 
     notes: list[str] = []
     if len({(r.experiment.measure.slo.availability, r.experiment.measure.slo.window) for r in runs}) > 1:
         notes.append("the runs have different SLOs; the charts draw the first run's, each verdict uses its own")
+    html_path, chart_paths, all_notes = _write_outputs(
+        out_dir,
+        slots,
+        notes,
+        images,
+        lambda notes, paths: _comparison_page(runs, labels, comparison, verdict, slots, notes, paths),
+    )
+    return ReportResult(html_path, chart_paths, summary, comparison, verdict, all_notes)
+
+
+def _write_outputs(
+    out_dir: Path,
+    slots: Sequence[ChartSlot],
+    notes: list[str],
+    images: bool,
+    render_page: Callable[[Sequence[str], tuple[Path, ...]], str],
+) -> tuple[Path, tuple[Path, ...], tuple[str, ...]]:
+    """Export the charts (when asked), write report.html, and surface every note as a warning."""
     chart_paths: tuple[Path, ...] = ()
     if images:
         chart_paths, warning = export_images({s.stem: s.figure for s in slots if s.figure is not None}, out_dir / "charts")
         if warning:
             notes.append(warning)
-    page = _comparison_page(runs, labels, comparison, verdict, slots, notes, chart_paths)
     html_path = out_dir / "report.html"
-    _write(html_path, page)
+    _write(html_path, render_page(notes, chart_paths))
     for note in notes:
-        warnings.warn(note, ReportWarning, stacklevel=2)
-    return ReportResult(html_path, chart_paths, summary, comparison, verdict, tuple(notes))
+        warnings.warn(note, ReportWarning, stacklevel=3)
+    return html_path, chart_paths, tuple(notes)
 
 
 def _run_labels(runs: Sequence[RunData]) -> list[str]:

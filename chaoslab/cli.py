@@ -30,7 +30,8 @@ from chaoslab.errors import (
 )
 
 _ERR = Console(stderr=True, highlight=False, soft_wrap=True)
-_OUT = Console(highlight=False, soft_wrap=True)
+# Logs and pipes do not wrap: give tables room there instead of rich's 80-column default.
+_OUT = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 def _fail(exc: ChaoslabError, hint: str | None = None) -> NoReturn:
@@ -200,30 +201,20 @@ def _run_plan(
     return outcome.exit_code
 
 
-# The few numbers the terminal table shows per sweep point (medians across trials); the
-# full set is in comparison.csv and the report.
-_TERMINAL_COLUMNS = (
-    ("availability_median", "availability", lambda v: f"{v:.2%}"),
-    ("time_to_recover_s_median", "recover", lambda v: f"{v:.1f}s"),
-    ("error_window_s_median", "error window", lambda v: f"{v:.1f}s"),
-    ("capacity_recovered_s_median", "capacity back", lambda v: f"{v:.1f}s"),
-    ("failed_requests_median", "failed req", lambda v: f"{v:,.0f}"),
-    ("p99_ms_during_median", "p99 during", lambda v: f"{v:.0f}ms"),
-)
-
-
 def _print_outcome(outcome: Any) -> None:
+    from chaoslab.report import KEY_NUMBERS
+
     comparison = outcome.comparison
     if comparison is not None and len(comparison):
         table = Table(title="Median across trials per sweep point (all numbers: comparison.csv)")
         table.add_column("sweep point", no_wrap=True)
         table.add_column("trials", justify="right")
-        shown = [c for c in _TERMINAL_COLUMNS if c[0] in comparison.columns]
-        for _, title, _ in shown:
-            table.add_column(title, justify="right")
+        shown = [(title, f"{metric}_median", fmt) for title, metric, fmt in KEY_NUMBERS if f"{metric}_median" in comparison.columns]
+        for title, _, _ in shown:
+            table.add_column(title, justify="right", no_wrap=True)
         for _, row in comparison.iterrows():
-            cells = [str(row.get("label", row.get("point", ""))), _cell(row.get("trials", ""))]
-            cells += [_cell(row[column], fmt) for column, _, fmt in shown]
+            cells = [str(row.get("label", row.get("point", ""))), str(row.get("trials", ""))]
+            cells += [fmt(row[column]) for _, column, fmt in shown]
             table.add_row(*cells)
         _OUT.print(table)
     _OUT.print(f"results: {outcome.run_dir}")
@@ -239,12 +230,6 @@ def _print_outcome(outcome: Any) -> None:
 def _print_warnings(warnings: Sequence[str]) -> None:
     for warning in warnings:
         _ERR.print(f"[yellow]warning[/yellow] {escape(warning)}", markup=True, highlight=False)
-
-
-def _cell(value: Any, fmt: Callable[[Any], str] = str) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    return fmt(value)
 
 
 @cli.command()

@@ -532,7 +532,9 @@ def _with_ci(row: Mapping[str, Any], metric: str, fmt: Callable[[float], str]) -
     return text
 
 
-_KEY_COLUMNS = (
+# The key numbers of a sweep point (median across trials): (title, comparison metric,
+# plain-text formatter). The report's table and the terminal table after a run show these.
+KEY_NUMBERS = (
     ("availability", "availability", _pct),
     ("time to recover", "time_to_recover_s", _seconds),
     ("capacity back", "capacity_recovered_s", _seconds),
@@ -546,13 +548,13 @@ _KEY_COLUMNS = (
 def _key_numbers_html(comparison: pd.DataFrame, colors: Mapping[str, str]) -> str:
     if not len(comparison):
         return "<p class=\"note\">No trial was measured, so there are no numbers yet.</p>"
-    head = "<tr><th>sweep point</th><th>trials</th>" + "".join(f"<th>{html.escape(name)}<br><span class=\"ci\">median</span></th>" for name, _, _ in _KEY_COLUMNS) + "</tr>"
+    head = "<tr><th>sweep point</th><th>trials</th>" + "".join(f"<th>{html.escape(name)}<br><span class=\"ci\">median</span></th>" for name, _, _ in KEY_NUMBERS) + "</tr>"
     body = []
     for row in comparison.to_dict("records"):
         label = str(row["label"])
         swatch = f"<span class=\"swatch\" style=\"background:{colors.get(label, charts.NEUTRAL)}\"></span>"
         cells = [f"<td>{swatch}{html.escape(label)}</td>", f"<td>{int(row['trials'])}</td>"]
-        for _, metric, fmt in _KEY_COLUMNS:
+        for _, metric, fmt in KEY_NUMBERS:
             text = _with_ci(row, metric, fmt)
             if metric == "time_to_recover_s" and row.get("never_recovered"):
                 never = int(row["never_recovered"])

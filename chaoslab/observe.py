@@ -26,15 +26,14 @@ from chaoslab.spec import AvailabilityProbeSpec
 class EventRecorder:
     """Drains the cluster's event stream into events.csv and keeps live counters.
 
-    Called from the engine's loop (`drain`), so it needs no thread of its own. It also
-    records our own entries (fault injections) through `record`, keeping one ordered file.
+    Called from the engine's loop (`drain`), so it needs no thread of its own. The
+    backends record fault injections in the same stream, so events.csv is one ordered file.
     """
 
     def __init__(self, cluster: Cluster, path: Path) -> None:
         self._cluster = cluster
         self._table = CsvAppender(path, EVENT_COLUMNS)
         self._endpoints: set[str] = set()
-        self.events_written = 0
 
     @property
     def ready_endpoints(self) -> int:
@@ -43,20 +42,13 @@ class EventRecorder:
 
     def drain(self) -> list[ClusterEvent]:
         events = sorted(self._cluster.events(), key=lambda e: e.ts)
-        self._write(events)
-        return events
-
-    def record(self, event: ClusterEvent) -> None:
-        self._write([event])
-
-    def _write(self, events: list[ClusterEvent]) -> None:
         for event in events:
             if event.kind is EventKind.ENDPOINT_ADDED:
                 self._endpoints.add(event.name)
             elif event.kind is EventKind.ENDPOINT_REMOVED:
                 self._endpoints.discard(event.name)
         self._table.write_many(e.row() for e in events)
-        self.events_written += len(events)
+        return events
 
     def close(self) -> None:
         self._table.close()
@@ -105,8 +97,6 @@ class AvailabilityProbe:
         self._table = CsvAppender(path, PROBE_COLUMNS)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chaoslab-probe", daemon=True)
-        self.sent = 0
-        self.failed = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -134,8 +124,6 @@ class AvailabilityProbe:
         next_due = time.monotonic()
         while not self._stop.is_set():
             result = self.probe_once()
-            self.sent += 1
-            self.failed += 0 if result.ok else 1
             self._table.write(
                 {
                     "ts": round(result.ts, 4),

@@ -50,12 +50,15 @@ class ApiServer(BaseHTTPRequestHandler):
         except (ConnectionResetError, BrokenPipeError):
             return  # the client hung up first (a watch closed from our side): expected
 
-    def _send(self, code: int, body: Any) -> None:
+    def _send(self, code: int, body: Any, *, body_delay: float = 0.0) -> None:
         data = json.dumps(body).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        if body_delay:
+            self.wfile.flush()
+            time.sleep(body_delay)
         self.wfile.write(data)
 
     def _chunk(self, body: Any) -> None:
@@ -72,7 +75,10 @@ class ApiServer(BaseHTTPRequestHandler):
         self._record()
         path = self.path
         if path.startswith("/version"):
-            self._send(200, {"major": "1", "minor": "34", "gitVersion": "v1.34.1"})
+            # The body comes a moment after the headers, as over a slow link: a client
+            # that pools the connection without reading the body sees it as the next
+            # answer's status line (the flake this once was, made certain).
+            self._send(200, {"major": "1", "minor": "34", "gitVersion": "v1.34.1"}, body_delay=0.05)
         elif path.startswith("/api/v1/nodes"):
             self._send(403, FORBIDDEN)
         elif path.startswith("/api/v1/namespaces/gone"):

@@ -371,7 +371,11 @@ class KubeClient:
                 response = k8s.VersionApi(self._api_client).get_code(
                     _preload_content=False, _request_timeout=CONNECT_CHECK_TIMEOUT_SECONDS
                 )
-                response.release_conn()
+                try:
+                    response.data  # noqa: B018 - read the body, or the pooled connection
+                    # carries it into the next request's status line (BadStatusLine)
+                finally:
+                    response.release_conn()
         except ClusterError as exc:
             cause = str(exc).removeprefix("connect: ")
             tried = "; ".join(self._tried) or self.connection.source

@@ -67,7 +67,7 @@ ENGINE = textwrap.dedent(
         cluster.close()
         sys.exit(0)
     signal.signal(signal.SIGTERM, stop)
-    deployment = cluster.deploy(WorkloadSpec(name="web", replicas=3))
+    deployment = cluster.deploy(WorkloadSpec.model_validate(json.loads(sys.argv[1])))
     cluster.wait_ready(deployment, 30)
     pods = cluster.pods(deployment)
     print(json.dumps({"url": cluster.service_url(deployment), "ports": [p.endpoint for p in pods]}), flush=True)
@@ -76,10 +76,27 @@ ENGINE = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
-def test_engine_death_takes_every_pod_and_the_proxy_with_it(signum):
+# A user's command that forks: a helper in the background, then the server. Only the
+# container shim (sim/shim.py) takes the helper down with a SIGKILLed engine.
+FORKING = {
+    "name": "web",
+    "replicas": 3,
+    "command": ["/bin/sh", "-c", f"sleep 300 & exec {sys.executable} -m http.server --bind 127.0.0.1 $(PORT)"],
+}
+
+
+@pytest.mark.parametrize(
+    ("signum", "spec"),
+    [
+        (signal.SIGKILL, {"name": "web", "replicas": 3}),
+        (signal.SIGTERM, {"name": "web", "replicas": 3}),
+        (signal.SIGKILL, FORKING),
+    ],
+    ids=["sigkill", "sigterm", "sigkill-forking-command"],
+)
+def test_engine_death_takes_every_pod_and_the_proxy_with_it(signum, spec):
     engine = subprocess.Popen(
-        [sys.executable, "-c", ENGINE], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+        [sys.executable, "-c", ENGINE, json.dumps(spec)], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
     )
     try:
         line = engine.stdout.readline()
@@ -88,7 +105,7 @@ def test_engine_death_takes_every_pod_and_the_proxy_with_it(signum):
         ports = {int(endpoint.rsplit(":", 1)[1]) for endpoint in started["ports"]}
         ports.add(int(started["url"].rsplit(":", 1)[1]))
         descendants = [p.pid for p in psutil.Process(engine.pid).children(recursive=True)]
-        assert len(descendants) >= 4
+        assert len(descendants) >= (4 if "command" not in spec else 1 + 3 * 3)  # proxy; shim, server, sleep
         engine.send_signal(signum)
         engine.wait(timeout=30)
         poll_until(lambda: not any(_alive(pid) for pid in descendants), 15, "every simulated process gone")

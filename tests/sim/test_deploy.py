@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from chaoslab.errors import ClusterError
-from chaoslab.spec import NodeDrainFault
+from chaoslab.spec import ContainerKillFault, NodeDrainFault, TargetSpec
 
 from tests.sim.helpers import EventRecorder, get, poll_until, workload
 
@@ -92,3 +92,33 @@ def test_pod_with_no_schedulable_node_stays_pending_and_says_why(make_cluster, r
     assert pending[0].detail == "0/1 nodes are available: 1 node(s) were unschedulable"
     with pytest.raises(ClusterError, match=r"0 of 1 pods ready after 0.5s: web-\w{5} Pending \(0/1 nodes"):
         cluster.wait_ready(deployment, timeout=0.5)
+
+
+def test_a_users_command_ends_as_it_would_without_the_shim(make_cluster, rng):
+    """The container shim is transparent: SIGTERM reaches the command itself, and its
+    death by that signal (not the shim's exit code) is what the kubelet records."""
+    cluster = make_cluster(nodes=1)
+    recorder = EventRecorder(cluster)
+    server = workload(
+        replicas=1,
+        command=[sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "$(PORT)"],
+        readiness_probe={"httpGet": {"path": "/"}, "periodSeconds": 1},
+    )
+    deployment = cluster.deploy(server)
+    cluster.wait_ready(deployment, timeout=30)
+    (pod,) = cluster.pods(deployment)
+    fault = ContainerKillFault(action="container-kill", at=0, signal="SIGTERM", target=TargetSpec(name=pod.name))
+    cluster.inject(deployment, fault, "f1", rng)
+    poll_until(lambda: recorder.of("container_died", pod.name), 15, "the container's death recorded")
+    assert recorder.of("container_died", pod.name)[0].detail.startswith("signal=SIGTERM")
+
+
+def test_a_command_that_is_not_installed_is_a_run_container_error(make_cluster):
+    cluster = make_cluster(nodes=1)
+    recorder = EventRecorder(cluster)
+    deployment = cluster.deploy(workload(replicas=1, command=["chaoslab-no-such-program", "--serve"]))
+    poll_until(lambda: recorder.of("container_died"), 15, "the start failure recorded")
+    (died, *_) = recorder.of("container_died")
+    assert died.reason == "RunContainerError"
+    assert "chaoslab-no-such-program" in died.detail and "not found" in died.detail
+    assert not cluster.pods(deployment)[0].ready

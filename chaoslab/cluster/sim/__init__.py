@@ -21,6 +21,7 @@ Layout (data flows one way: spec -> SimCluster -> components -> processes):
   proxy.py        the Service proxy process: kube-proxy (iptables mode) semantics
   processes.py    process groups with PDEATHSIG, loopback ports outside the ephemeral range
   app.py          the built-in workload (chaoslab/echo), stdlib only
+  shim.py         the container shim around a user's `command`: its forks die with it
 
 Every delay comes from `SimTimings` (upstream defaults, documented beside each field)
 or from the pod fields a real cluster uses (probes, tolerationSeconds,

@@ -28,7 +28,10 @@ upstream semantics rather than approximated:
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import shutil
 import signal
 import sys
 from collections.abc import Mapping
@@ -52,6 +55,7 @@ from chaoslab.cluster.sim.state import (
 )
 
 APP_PATH = Path(__file__).with_name("app.py")
+SHIM_PATH = Path(__file__).with_name("shim.py")
 # Kubernetes expands $(VAR) in command and args from the container's environment.
 _VAR_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
@@ -91,6 +95,18 @@ def container_argv(deployment: SimDeployment, env: Mapping[str, str], python: st
         # -S: the app is stdlib only, skipping site saves start-up time and memory per pod.
         argv = [python, "-S", str(APP_PATH)] + list(spec.args or [])
     return [_expand(part, env) for part in argv]
+
+
+def shimmed(argv: list[str], env: Mapping[str, str], python: str) -> list[str]:
+    """A user's command run under the container shim (shim.py), its program resolved on
+    the container's PATH first; a missing program raises FileNotFoundError here, before
+    anything starts, as the container runtime reports it (RunContainerError)."""
+    program = argv[0]
+    resolved = shutil.which(program, path=env.get("PATH", os.defpath)) if "/" not in program else program
+    if resolved is None or not os.access(resolved, os.X_OK) or os.path.isdir(resolved):
+        # The container runtime's words for it: `exec: "x": executable file not found in $PATH`.
+        raise FileNotFoundError(errno.ENOENT, "executable file not found in $PATH", program)
+    return [python, "-S", str(SHIM_PATH), resolved, *argv[1:]]
 
 
 def _expand(text: str, env: Mapping[str, str]) -> str:
@@ -161,6 +177,8 @@ class Kubelet:
         env = container_env(deployment, pod, self.node.name, self.base_env)
         argv = container_argv(deployment, env, self.python)
         try:
+            if deployment.spec.command:
+                argv = shimmed(argv, env, self.python)
             process = spawn(argv, env, label=pod.name, log_path=pod.log_path)
         except OSError as exc:
             # RunContainerError: the kubelet backs off exactly as after a crash.

@@ -1239,7 +1239,8 @@ def verdict(summary: pd.DataFrame, measure: MeasureSpec) -> Verdict:
 
     Not passed when, for any completed trial: its availability over the measurement window
     is below `slo.availability` (or nothing completed); or, with a recovery budget set, a
-    fault's time to recover is above the budget or NaN (never recovered counts as missed).
+    fault's time to recover is above the budget or NaN (never recovered counts as missed;
+    so does a fault window in which no request completed, with its own reason).
     Trials that did not complete are not judged; with none completed, not passed. Each
     reason names the trial (and fault) and the numbers, in table order.
     """
@@ -1261,7 +1262,15 @@ def verdict(summary: pd.DataFrame, measure: MeasureSpec) -> Verdict:
         for fault in group[group["fault_id"].notna()].itertuples(index=False):
             recover = float(fault.time_to_recover_s)
             where = f"{trial_id} {fault.fault_id} ({fault.action} at {fault.fault_s:.1f}s)"
-            if math.isnan(recover):
+            if math.isnan(recover) and _no_request_completed(fault):
+                # Not the same story as a dip that never ended: nothing came back at all,
+                # requests hung past the window or the load stopped. Still a miss.
+                reasons.append(
+                    f"{where}: no request completed in its {fault.fault_window_s:.1f}s fault window "
+                    "(requests hung past it, or the load stopped), so it did not recover within "
+                    f"the recovery budget {measure.recovery_budget:g}s"
+                )
+            elif math.isnan(recover):
                 reasons.append(
                     f"{where}: never recovered to {_percent(slo.availability)} over {slo.window:g}s "
                     f"(recovery budget {measure.recovery_budget:g}s)"
@@ -1269,6 +1278,11 @@ def verdict(summary: pd.DataFrame, measure: MeasureSpec) -> Verdict:
             elif recover > measure.recovery_budget:
                 reasons.append(f"{where}: recovered in {recover:.1f}s, over the recovery budget {measure.recovery_budget:g}s")
     return Verdict(not reasons, tuple(reasons))
+
+
+def _no_request_completed(fault: Any) -> bool:
+    requests = getattr(fault, "fault_window_requests", math.nan)
+    return requests is not None and not pd.isna(requests) and float(requests) == 0
 
 
 def _percent(fraction: float) -> str:

@@ -500,6 +500,18 @@ def test_verdict_recovery_budget() -> None:
     assert analysis.verdict(summary, MeasureSpec(recovery_budget=None)).passed
 
 
+def test_verdict_tells_a_silent_fault_window_from_a_dip_that_never_ended() -> None:
+    requests, failures = steady()
+    requests[seconds(10, 30)] = 0  # nothing completes after the fault: requests hung
+    failures[seconds(10, 30)] = 0
+    summary = analysis.summary_table(make_run([(1, 1, load_frame(requests, failures), events_frame(INITIAL), [10.0])]))
+    assert math.isnan(summary["time_to_recover_s"].iloc[0])
+    result = analysis.verdict(summary, MeasureSpec(recovery_budget=5.0))
+    (reason,) = [r for r in result.reasons if r.startswith("p01-t1 f1")]
+    assert not result.passed
+    assert "no request completed in its 20.0s fault window" in reason and "never recovered" not in reason
+
+
 def test_verdict_judges_only_completed_trials() -> None:
     requests, failures = steady()
     failures[seconds(10, 30)] = 10

@@ -9,10 +9,16 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from kubernetes import client as k8s
 
+from chaoslab.cluster.kube.client import connect
+from chaoslab.errors import ClusterError
+from chaoslab.spec import KubernetesClusterSpec
 from tests.e2e import localcluster
 from tests.e2e.localcluster import State
 
@@ -65,3 +71,31 @@ def test_ss_agrees_that_nothing_listens_beyond_loopback(local: State) -> None:
             ours.append(local_address.rsplit(":", 1)[0].strip("[]"))
     assert ours, "ss shows no listening socket of the control plane"
     assert all(localcluster.is_loopback(address) for address in ours), ours
+
+
+def test_inside_a_pod_chaoslab_uses_its_service_account(local: State, core: k8s.CoreV1Api, tmp_path: Path) -> None:
+    """The in-cluster path end to end: a real service-account token (TokenRequest) and the
+    cluster CA where a pod has them, the API server from the environment a pod gets, TLS
+    verified. `default` has no RBAC grants, so the API server's real refusal must come
+    back as our error naming what is missing."""
+    request = k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[], expiration_seconds=600))
+    token = core.create_namespaced_service_account_token("default", "default", request).status.token
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    (account / "token").write_text(token)
+    cluster = yaml.safe_load(Path(local.kubeconfig).read_text())["clusters"][0]["cluster"]
+    (account / "ca.crt").write_bytes(Path(cluster["certificate-authority"]).read_bytes())
+    server = urlsplit(local.server)
+    environ = {
+        "KUBECONFIG": str(tmp_path / "none"),  # no kubeconfig, as in a pod
+        "KUBERNETES_SERVICE_HOST": str(server.hostname),
+        "KUBERNETES_SERVICE_PORT": str(server.port),
+    }
+    api = connect(KubernetesClusterSpec(), environ=environ, service_account_dir=account)
+    try:
+        assert api.connection.source == "in-cluster service account"
+        assert api.connection.server == f"https://{server.hostname}:{server.port}"
+        with pytest.raises(ClusterError, match=r'system:serviceaccount:default:default.*cannot list resource "nodes".*HTTP 403'):
+            api.list_nodes()
+    finally:
+        api.close()

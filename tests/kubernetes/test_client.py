@@ -32,6 +32,7 @@ PDB_REFUSAL = {
     "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "TooManyRequests", "code": 429,
     "message": "Cannot evict pod as it would violate the pod's disruption budget.",
 }
+UNAUTHORIZED = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Unauthorized", "code": 401, "message": "Unauthorized"}
 NOT_FOUND = {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404, "message": 'namespaces "gone" not found'}
 EXPIRED = {"type": "ERROR", "object": {"kind": "Status", "status": "Failure", "reason": "Expired", "code": 410, "message": "too old resource version: 500 (900)"}}
 
@@ -81,6 +82,8 @@ class ApiServer(BaseHTTPRequestHandler):
             self._send(200, {"major": "1", "minor": "34", "gitVersion": "v1.34.1"}, body_delay=0.05)
         elif path.startswith("/api/v1/nodes"):
             self._send(403, FORBIDDEN)
+        elif path.startswith("/api/v1/namespaces/locked"):
+            self._send(401, UNAUTHORIZED)
         elif path.startswith("/api/v1/namespaces/gone"):
             self._send(404, NOT_FOUND)
         elif path.startswith("/api/v1/namespaces/ns/pods") and "watch=true" in path:
@@ -160,6 +163,7 @@ def test_api_answers_become_records_and_our_errors(server: ThreadingHTTPServer, 
         with pytest.raises(ClusterError) as forbidden:
             api.list_nodes()
         assert "cannot list resource \"nodes\"" in str(forbidden.value) and "HTTP 403" in str(forbidden.value)
+        assert "the user of context 'kind-test' lacks the permission" in str(forbidden.value)
         assert forbidden.value.exit_code == EXIT_ENVIRONMENT
         assert isinstance(forbidden.value.__cause__, ApiException)  # chained, message kept
 
@@ -171,6 +175,9 @@ def test_api_answers_become_records_and_our_errors(server: ThreadingHTTPServer, 
 
         with pytest.raises(NotFound, match='namespaces "gone" not found'):
             api.read_namespace("gone")
+
+        with pytest.raises(ClusterError, match=r"HTTP 401; the API server did not accept the credentials of context 'kind-test'"):
+            api.read_namespace("locked")
 
         api.set_node_unschedulable("n1", True)
         method, path, content_type, body = ApiServer.requests[-1]
@@ -236,6 +243,12 @@ def test_an_unreachable_server_is_one_paragraph_saying_what_was_tried(tmp_path: 
 def test_no_kubeconfig_and_not_in_a_pod(tmp_path: Path) -> None:
     with pytest.raises(ClusterError, match="no Kubernetes cluster is configured.*KUBERNETES_SERVICE_HOST"):
         connect(KubernetesClusterSpec(), environ={"KUBECONFIG": str(tmp_path / "missing")})
+
+
+def test_inside_a_pod_the_service_account_is_used_and_its_files_named(tmp_path: Path) -> None:
+    environ = {"KUBECONFIG": str(tmp_path / "missing"), "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "6443"}
+    with pytest.raises(ClusterError, match=f"in-cluster configuration failed: .*{tmp_path / 'sa'}"):
+        connect(KubernetesClusterSpec(), environ=environ, service_account_dir=tmp_path / "sa")
 
 
 def test_an_unknown_context_lists_the_known_ones(tmp_path: Path) -> None:

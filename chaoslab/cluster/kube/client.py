@@ -26,12 +26,9 @@ from typing import Any
 import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-from kubernetes.config import (
-    list_kube_config_contexts,
-    load_incluster_config,
-    new_client_from_config,
-)
+from kubernetes.config import list_kube_config_contexts, new_client_from_config
 from kubernetes.config.config_exception import ConfigException
+from kubernetes.config.incluster_config import InClusterConfigLoader
 from kubernetes.stream import stream as k8s_stream
 
 from chaoslab.cluster.kube import convert
@@ -52,6 +49,8 @@ from chaoslab.cluster.kube.records import (
 from chaoslab.errors import ClusterError
 from chaoslab.spec import KubernetesClusterSpec
 
+# Where Kubernetes mounts a pod's service-account token and cluster CA.
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 # Bound on every ordinary API call (connect, read); the API server answers in
 # milliseconds when healthy, so 30 s only ever fires on a broken connection.
 REQUEST_TIMEOUT_SECONDS = 30.0
@@ -131,12 +130,17 @@ class KubeClient:
                 raise NotFound(f"{action}: not found: {message}") from exc
             if status == 429 and "evict" in action:
                 raise EvictionBlocked(f"{action}: {message}") from exc
-            if status in (401, 403):
+            if status == 401:
                 raise ClusterError(
-                    f"{action}: {message} (HTTP {status}; the kubeconfig user "
-                    f"of {self._where()} lacks the permission; chaoslab needs to manage "
-                    "namespaces, Deployments, Services, ConfigMaps, PodDisruptionBudgets, "
-                    "pods (delete, evict, exec) and to patch nodes)"
+                    f"{action}: {message} (HTTP 401; the API server did not accept the "
+                    f"credentials of {self._where()}: an expired token or certificate?)"
+                ) from exc
+            if status == 403:
+                who = f"the user of {self._where()}" if self.connection.context else "this pod's service account"
+                raise ClusterError(
+                    f"{action}: {message} (HTTP 403; {who} lacks the permission; chaoslab "
+                    "needs to manage namespaces, Deployments, Services, ConfigMaps, "
+                    "PodDisruptionBudgets, pods (delete, evict, exec) and to patch nodes)"
                 ) from exc
             if not status:  # status 0: the client could not even build or send the request
                 raise ClusterError(f"{action}: {message} ({self._where()})") from exc
@@ -516,13 +520,15 @@ def connect(
     environ: Mapping[str, str] | None = None,
     request_timeout: float = REQUEST_TIMEOUT_SECONDS,
     check: bool = True,
+    service_account_dir: Path = SERVICE_ACCOUNT_DIR,
 ) -> KubeClient:
     """A client for the cluster the spec names, checked to answer (unless `check` is off).
 
     Tries the kubeconfig (spec.kubeconfig, else $KUBECONFIG, else ~/.kube/config) with
     spec.context (else its current context); when no kubeconfig file exists and no
-    context was asked for, the in-cluster service account. Raises ClusterError with one
-    paragraph saying what was tried when nothing answers.
+    context was asked for, the in-cluster service account (KUBERNETES_SERVICE_HOST and
+    _PORT from `environ`, token and CA from `service_account_dir`). Raises ClusterError
+    with one paragraph saying what was tried when nothing answers.
     """
     env = os.environ if environ is None else environ
     path = kubeconfig_path(spec, env)
@@ -557,9 +563,18 @@ def connect(
     elif env.get("KUBERNETES_SERVICE_HOST"):
         configuration = k8s.Configuration()
         try:
-            load_incluster_config(client_configuration=configuration)
+            InClusterConfigLoader(
+                token_filename=str(service_account_dir / "token"),
+                cert_filename=str(service_account_dir / "ca.crt"),
+                environ=env,
+            ).load_and_set(configuration)
         except ConfigException as exc:
-            raise ClusterError(f"in-cluster configuration failed: {exc}") from exc
+            raise ClusterError(
+                f"in-cluster configuration failed: {exc} (KUBERNETES_SERVICE_HOST="
+                f"{env.get('KUBERNETES_SERVICE_HOST')}, KUBERNETES_SERVICE_PORT="
+                f"{env.get('KUBERNETES_SERVICE_PORT', '')}, service account files in {service_account_dir}); "
+                "outside a pod, point cluster.kubernetes.kubeconfig (or KUBECONFIG) at a kubeconfig"
+            ) from exc
         api_client = k8s.ApiClient(configuration)
         connection = Connection(context=None, server=configuration.host, source="in-cluster service account")
         tried.append(f"the in-cluster service account (server {connection.server})")

@@ -777,7 +777,8 @@ def _start_in(
         "--tls-private-key-file", str(pki / "apiserver.key"),
         "--client-ca-file", str(pki / "ca.crt"),
         "--token-auth-file", str(pki / "tokens.csv"),
-        "--authorization-mode", "AlwaysAllow",
+        # RBAC as on a real cluster; every component here runs as the admin (system:masters).
+        "--authorization-mode", "RBAC",
         "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
         "--service-account-key-file", str(pki / "sa.pub"),
         "--service-account-signing-key-file", str(pki / "sa.key"),

@@ -61,14 +61,17 @@ def test_wait_ready_names_each_pod_that_is_not_ready_and_why(make_cluster):
     assert "exitCode=3" in message and "boom: no config" in message
 
 
+# A user's own server in place of the built-in app: Python's, on the pod's $PORT.
+STDLIB_HTTP_SERVER = workload(
+    replicas=1,
+    command=[sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "$(PORT)"],
+    readiness_probe={"httpGet": {"path": "/"}, "periodSeconds": 1},
+)
+
+
 def test_custom_command_listening_on_port_replaces_the_app(make_cluster):
     cluster = make_cluster(nodes=1)
-    server = workload(
-        replicas=1,
-        command=[sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "$(PORT)"],
-        readiness_probe={"httpGet": {"path": "/"}, "periodSeconds": 1},
-    )
-    deployment = cluster.deploy(server)
+    deployment = cluster.deploy(STDLIB_HTTP_SERVER)
     cluster.wait_ready(deployment, timeout=30)
     host, port = cluster.service_url(deployment).removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=5)
@@ -99,12 +102,7 @@ def test_a_users_command_ends_as_it_would_without_the_shim(make_cluster, rng):
     death by that signal (not the shim's exit code) is what the kubelet records."""
     cluster = make_cluster(nodes=1)
     recorder = EventRecorder(cluster)
-    server = workload(
-        replicas=1,
-        command=[sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "$(PORT)"],
-        readiness_probe={"httpGet": {"path": "/"}, "periodSeconds": 1},
-    )
-    deployment = cluster.deploy(server)
+    deployment = cluster.deploy(STDLIB_HTTP_SERVER)
     cluster.wait_ready(deployment, timeout=30)
     (pod,) = cluster.pods(deployment)
     fault = ContainerKillFault(action="container-kill", at=0, signal="SIGTERM", target=TargetSpec(name=pod.name))

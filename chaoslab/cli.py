@@ -30,6 +30,10 @@ from chaoslab.errors import (
 )
 
 _ERR = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _note(text: str) -> None:
+    _ERR.print(f"[yellow]note[/yellow] {escape(text)}", markup=True, highlight=False)
 # Logs and pipes do not wrap: give tables room there instead of rich's 80-column default.
 _OUT = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
@@ -133,7 +137,7 @@ def run(
             all_overrides.append(f"cluster.backend={backend}")
         if context:
             all_overrides.append(f"cluster.kubernetes.context={context}")
-        plan = build_plan(load_experiment(file, all_overrides))
+        plan = build_plan(load_experiment(file, all_overrides, on_note=_note))
         if dry_run:
             _OUT.print(render_plan(plan), highlight=False, markup=False)
             if plan.experiment.cluster.backend == "kubernetes":

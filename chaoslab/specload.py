@@ -19,7 +19,7 @@ import itertools
 import json
 import re
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -1058,6 +1058,26 @@ def _sweep_issues(experiment: Experiment, base_dir: Path) -> list[_Issue] | None
     return issues or None
 
 
+def _unsweep(data: dict[str, Any], overridden: Path_, text: str) -> list[str]:
+    """Drop the sweep entries an override of `overridden` decides; notes saying so.
+
+    A field set on the command line wins over the file's sweep of it (or of a field
+    inside it, or of the mapping holding it): the person asked for that one value.
+    """
+    sweep = data.get("sweep")
+    if not overridden or overridden[0] == "sweep" or not isinstance(sweep, dict):
+        return []
+    notes = []
+    for key in list(sweep):
+        try:
+            swept = _resolve_path(str(key), data).path
+        except _PathProblem:
+            continue  # reported by the sweep checks
+        if _is_prefix(swept, overridden) or _is_prefix(overridden, swept):
+            notes.append(f"--set {text} replaces the file's sweep of {key} over {json.dumps(sweep.pop(key), default=str)}")
+    return notes
+
+
 def _set(data: Any, path: Path_, value: Any) -> None:
     node = data
     for part in path[:-1]:
@@ -1154,11 +1174,16 @@ def _sorted(problems: list[SpecProblem]) -> list[SpecProblem]:
     return sorted(unique, key=lambda p: (p.file.startswith("--set"), p.line or 0, p.path))
 
 
-def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
+def load_experiment(
+    path: Path, overrides: Sequence[str] = (), on_note: Callable[[str], None] | None = None
+) -> Experiment:
     """Read, override and validate an experiment file.
 
     `overrides` are `PATH=VALUE` strings (`--set`), applied in order before validation.
-    Raises SpecError carrying every problem found (file, line, field path, message).
+    An override of a field the file sweeps replaces that sweep dimension (`--set
+    workload.replicas=1` runs one replica count, not three); each such replacement is
+    told to `on_note`. Raises SpecError carrying every problem found (file, line, field
+    path, message).
     """
     file = str(path)
     try:
@@ -1196,6 +1221,10 @@ def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
             applied.append((_apply_override(data, text), text))
         except SpecError as exc:
             problems += exc.problems
+            continue
+        for note in _unsweep(data, applied[-1][0], text):
+            if on_note is not None:
+                on_note(note)
     locator = _Locator(file, document.lines, applied)
 
     try:

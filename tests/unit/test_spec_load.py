@@ -148,6 +148,22 @@ def test_overrides_reach_fields_in_either_spelling_and_list_items() -> None:
     assert (e.faults[0].at, e.timeline.duration) == (10.0, 20.0)
 
 
+def test_an_override_of_a_swept_field_runs_that_value_only_and_says_so() -> None:
+    notes: list[str] = []
+    e = load_experiment(CANONICAL, ["workload.replicas=1"], on_note=notes.append)
+    assert (e.sweep, e.workload.replicas) == ({}, 1)
+    assert notes == ["--set workload.replicas=1 replaces the file's sweep of workload.replicas over [1, 2, 3]"]
+    # Setting the whole workload decides the fields inside it too; a sweep entry set
+    # through `sweep.` is a sweep, not an override of the field.
+    notes.clear()
+    e = load_experiment(CANONICAL, ["sweep.load.users=[5, 10]", "workload={name: api, replicas: 2}"], on_note=notes.append)
+    assert e.sweep == {"load.users": [5, 10]} and (e.workload.name, e.workload.replicas) == ("api", 2)
+    assert len(notes) == 1 and "sweep of workload.replicas" in notes[0]
+    notes.clear()
+    assert load_experiment(CANONICAL, ["sweep.workload.replicas=[2, 4]"], on_note=notes.append).sweep == {"workload.replicas": [2, 4]}
+    assert notes == []
+
+
 def test_overrides_create_missing_sections_and_set_sweep_entries() -> None:
     e = load_experiment(
         CANONICAL,

@@ -423,8 +423,16 @@ def _node_heal_warning(
             "(e.g. 10) or restoreAfter"
         ]
     heal = grace + toleration
-    if heal < left:
+    if heal < left and toleration < DEFAULT_TOLERATION_SECONDS:
         return []
+    if heal < left:
+        # Measured in full, but still the thing to know before a live demo.
+        return [
+            f"{label} at {format_duration(fault.at)}: with the default tolerationSeconds "
+            f"({format_duration(toleration)}) pods on the lost node are replaced only after "
+            f"nodeMonitorGracePeriod ({format_duration(grace)}) + tolerationSeconds = about "
+            f"{format_duration(heal)}; until then their share of requests fails"
+        ]
     return [
         f"{label} at {format_duration(fault.at)}: pods on the lost node are evicted only "
         f"after nodeMonitorGracePeriod ({format_duration(grace)}) + tolerationSeconds "

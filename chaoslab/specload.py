@@ -13,6 +13,7 @@ Public API: `load_experiment`, `parse_override`, `experiment_json_schema`.
 
 from __future__ import annotations
 
+import ast
 import copy
 import difflib
 import itertools
@@ -886,6 +887,15 @@ def _cross_field_issues(experiment: Experiment, base_dir: Path) -> list[_Issue]:
             issues += _pod_target_issues(experiment, index)
         if fault.action in NODE_ACTIONS and experiment.cluster.backend == "sim":
             issues += _node_target_issues(experiment, index)
+    measure = experiment.measure
+    if measure.slo.window < measure.bucket:
+        issues.append(
+            _Issue(
+                ("measure", "slo", "window"),
+                f"{format_duration(measure.slo.window)} is shorter than measure.bucket "
+                f"({format_duration(measure.bucket)}); expected at least one bucket, e.g. 3s",
+            )
+        )
     locustfile = experiment.load.locustfile
     if locustfile is not None:
         found = base_dir / locustfile
@@ -896,6 +906,8 @@ def _cross_field_issues(experiment: Experiment, base_dir: Path) -> list[_Issue]:
                     f"file not found: {found} (paths are relative to the experiment file's folder)",
                 )
             )
+        else:
+            issues += _locustfile_issues(found)
     for number, manifest in enumerate(experiment.workload.manifests or []):
         found = base_dir / manifest
         if not found.is_file():
@@ -906,6 +918,39 @@ def _cross_field_issues(experiment: Experiment, base_dir: Path) -> list[_Issue]:
                 )
             )
     return issues
+
+
+def _locustfile_issues(found: Path) -> list[_Issue]:
+    """A locustfile that cannot work, found before anything is deployed.
+
+    Compiled, never imported: importing would run the user's code and Locust's gevent
+    patching in the engine's process. A file that neither defines nor imports a class
+    named like a Locust User (`...User`) would make Locust exit with "No User class found".
+    """
+    where = ("load", "locustfile")
+    try:
+        tree = ast.parse(found.read_bytes(), filename=str(found))
+    except SyntaxError as exc:
+        return [_Issue(where, f"{found}:{exc.lineno}: Python syntax error: {exc.msg}")]
+    except (OSError, ValueError) as exc:
+        return [_Issue(where, f"cannot read {found}: {exc}")]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and any(_ends_in_user(base) for base in node.bases):
+            return []
+        if isinstance(node, ast.ImportFrom) and any(alias.name.endswith("User") for alias in node.names):
+            return []
+    return [
+        _Issue(
+            where,
+            f"{found} defines no Locust User class; expected e.g. "
+            "`class WebUser(FastHttpUser):` with at least one @task",
+        )
+    ]
+
+
+def _ends_in_user(base: ast.expr) -> bool:
+    name = base.attr if isinstance(base, ast.Attribute) else base.id if isinstance(base, ast.Name) else ""
+    return name.endswith("User")
 
 
 def _fault_time_issues(experiment: Experiment, index: int) -> list[_Issue]:

@@ -18,7 +18,7 @@ from tests.engine.conftest import EXPERIMENTS, REPO, chaoslab_command
 
 pytestmark = pytest.mark.slow
 
-PHASES = ["deploy", "ready", "warmup", "measure", "cooldown"]
+PHASES = ["deploy", "ready", "warmup", "measure", "cooldown", "teardown"]
 
 
 def _trial_phase(out_root: Path) -> str | None:
@@ -77,7 +77,62 @@ def test_interrupt_leaves_nothing_behind(tmp_path: Path, phase: str, signum: int
 
     run = read_run(next(out_root.iterdir()))
     assert run.status == "aborted"
-    assert run.trials and run.trials[0].info.status == "aborted"
+    # Interrupted in teardown, the trial itself had completed: teardown is shielded and
+    # finishes, and the run stops there.
+    assert run.trials and run.trials[0].info.status == ("completed" if phase == "teardown" else "aborted")
     assert "end" in run.trials[0].info.phases, "teardown must have finished"
     if phase in ("measure", "cooldown"):
         assert run.trials[0].load["requests"].sum() > 0, "load measured before the interrupt is kept"
+
+
+def _run_status(out_root: Path) -> str | None:
+    for journal in out_root.glob("*/run.json"):
+        try:
+            return json.loads(journal.read_text())["status"]
+        except (json.JSONDecodeError, OSError, KeyError):
+            return None
+    return None
+
+
+def test_interrupt_while_the_report_renders_images_leaves_no_browser(tmp_path: Path) -> None:
+    """After the last trial, the report starts a headless Chromium for the PNG/SVG charts:
+    Ctrl-C then must end it too, and keep every trial measured."""
+    out_root = tmp_path / "results"
+    proc = subprocess.Popen(
+        chaoslab_command("run", str(EXPERIMENTS / "interrupt.yaml"), "--out", str(out_root), "--set", "faults=[]"),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    seen: dict[int, psutil.Process] = {}
+    try:
+        deadline = time.monotonic() + 90
+        browser: list[psutil.Process] = []
+        while not browser:
+            assert proc.poll() is None, f"run ended before its report started a browser: {proc.communicate()}"
+            assert time.monotonic() < deadline, "no browser seen while the report rendered"
+            if _run_status(out_root) == "completed":
+                browser = [p for p in _descendants(proc.pid) if "chrom" in p.name().lower()]
+            time.sleep(0.02)
+        for child in _descendants(proc.pid):
+            seen[child.pid] = child
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    assert proc.returncode == EXIT_INTERRUPTED, stderr
+    assert "Traceback" not in stderr
+    deadline = time.monotonic() + 10
+    while [p for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [p for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"left behind: {[(p.pid, p.name()) for p in alive]}"
+    run_dir = next(out_root.iterdir())
+    run = read_run(run_dir)
+    assert run.status == "aborted" and [t.info.status for t in run.trials] == ["completed"]
+    assert (run_dir / "summary.csv").is_file()

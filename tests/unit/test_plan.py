@@ -256,6 +256,12 @@ def test_node_crash_with_default_tolerations_warns_it_heals_after_about_six_minu
     assert "50s" in heal[0] and "5m" in heal[0] and "5m50s" in heal[0]
 
 
+def test_default_tolerations_are_told_even_when_the_measurement_covers_the_heal() -> None:
+    exp = experiment(timeline={"duration": "8m"}, faults=[{"at": "10s", "action": "node-crash"}])
+    (heal,) = [w for w in build_plan(exp).warnings if "tolerationSeconds" in w]
+    assert "default tolerationSeconds (5m)" in heal and "about 5m50s" in heal
+
+
 def test_short_tolerations_or_a_restore_within_the_measurement_do_not_warn_about_healing() -> None:
     short = experiment(
         workload={"replicas": 3, "readinessProbe": PROBE, "tolerationSeconds": 5},

@@ -388,6 +388,7 @@ class Engine:
         info.enter("ready")
         self._tick(trial, info, state)
         state.cluster.wait_ready(state.deployment, timeline.ready_timeout)
+        state.cluster.check_faults(state.deployment, experiment.faults)
         self._tick(trial, info, state)
         url = state.cluster.service_url(state.deployment)
         info.update(target_url=url)

@@ -887,6 +887,18 @@ def _cross_field_issues(experiment: Experiment, base_dir: Path) -> list[_Issue]:
             issues += _pod_target_issues(experiment, index)
         if fault.action in NODE_ACTIONS and experiment.cluster.backend == "sim":
             issues += _node_target_issues(experiment, index)
+    workload = experiment.workload
+    if experiment.cluster.backend == "kubernetes" and workload.manifests is None and _has_no_shell(workload.image):
+        for index, fault in enumerate(experiment.faults):
+            if fault.action == "container-kill":
+                issues.append(
+                    _Issue(
+                        ("faults", index, "action"),
+                        f"container-kill is unsupported for image {workload.image}: it runs `kill` "
+                        "through /bin/sh in the container, and this image has no shell; use "
+                        "pod-delete, or an image with a shell (e.g. its :debug variant)",
+                    )
+                )
     measure = experiment.measure
     if measure.slo.window < measure.bucket:
         issues.append(
@@ -918,6 +930,18 @@ def _cross_field_issues(experiment: Experiment, base_dir: Path) -> list[_Issue]:
                 )
             )
     return issues
+
+
+# Images known to ship no /bin/sh: Google's distroless (except the :debug tags, which add
+# busybox), Chainguard's static, the pause image, and scratch.
+_SHELL_LESS_IMAGE = re.compile(r"(^|/)distroless/|(^|/)chainguard/static$|(^|/)pause$|^scratch$")
+
+
+def _has_no_shell(image: str) -> bool:
+    """True for an image known to have no shell; False when it has one or is unknown."""
+    reference = image.split("@", 1)[0]
+    name, _, tag = reference.rpartition(":") if ":" in reference.rsplit("/", 1)[-1] else (reference, "", "")
+    return not tag.startswith("debug") and bool(_SHELL_LESS_IMAGE.search(name))
 
 
 def _locustfile_issues(found: Path) -> list[_Issue]:

@@ -9,7 +9,7 @@ backend-agnostic. No `kubernetes` type crosses this boundary.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol, runtime_checkable
@@ -145,6 +145,11 @@ class Cluster(Protocol):
     def pods(self, deployment: Deployment) -> list[Pod]: ...
 
     def nodes(self) -> list[Node]: ...
+
+    def check_faults(self, deployment: Deployment, faults: Sequence[FaultSpec]) -> None:
+        """Refuse (UsageError) a fault this deployment cannot take, once it is ready and
+        before anything is measured, rather than when the fault fires mid-trial."""
+        ...
 
     def inject(
         self, deployment: Deployment, fault: FaultSpec, fault_id: str, rng: random.Random

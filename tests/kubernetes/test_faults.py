@@ -89,6 +89,27 @@ def test_container_kill_on_an_image_without_a_shell_is_a_clear_usage_error(make_
     assert "pod-delete" in str(caught.value)
 
 
+def test_a_missing_shell_is_refused_once_ready_before_any_fault_fires(make_cluster, api: FakeKubeApi) -> None:
+    cluster, deployment = ready_cluster(make_cluster, replicas=2, image="registry.example/app:2", port=8080)
+    cluster.check_faults(deployment, [fault(action="pod-delete")])
+    assert not [c for c in api.calls if c[0] == "exec"], "no container-kill: nothing to ask"
+
+    def no_shell(namespace, pod, container, command):
+        assert command == ["/bin/sh", "-c", "exit 0"]  # harmless: the check kills nothing
+        raise ExecUnsupported('exec: "/bin/sh": stat /bin/sh: no such file or directory: unknown')
+
+    api.exec_handler = no_shell
+    with pytest.raises(UsageError, match="container-kill is unsupported for image registry.example/app:2"):
+        cluster.check_faults(deployment, [fault(action="pod-delete"), fault(action="container-kill")])
+    assert len(cluster.pods(deployment)) == 2 and all(p.ready for p in cluster.pods(deployment))
+
+
+def test_the_built_in_apps_image_needs_no_shell_check(make_cluster, api: FakeKubeApi) -> None:
+    cluster, deployment = ready_cluster(make_cluster, replicas=1)
+    cluster.check_faults(deployment, [fault(action="container-kill")])
+    assert not [c for c in api.calls if c[0] == "exec"]
+
+
 def test_container_kill_sigkill_to_an_init_process_is_explained(make_cluster, api: FakeKubeApi) -> None:
     cluster, deployment = ready_cluster(make_cluster, replicas=1, image="nginx:1.27", port=80)
     api.exec_handler = lambda ns, pod, c, cmd: ExecResult(97, "", "PID 1 is the container's init")

@@ -144,6 +144,12 @@ EXPECTED: list[tuple[str, int | None, str, str]] = [
     ("waittime-min-above-max.yaml", 3, "load.waitTime", "min (2s) must not be above max (0.1s)"),
     ("load-requests-and-locustfile.yaml", 2, "load", "set either requests or locustfile, not both"),
     ("load-locustfile-not-found.yaml", 3, "load.locustfile", "file not found"),
+    (
+        "fault-container-kill-image-without-shell.yaml",
+        7,
+        "faults[0].action",
+        "container-kill is unsupported for image gcr.io/distroless/static:nonroot",
+    ),
     ("load-locustfile-syntax-error.yaml", 3, "load.locustfile", "broken.py:4: Python syntax error"),
     ("load-locustfile-no-user-class.yaml", 3, "load.locustfile", "no_user.py defines no Locust User class"),
     ("measure-slo-window-below-bucket.yaml", 6, "measure.slo.window", "100ms is shorter than measure.bucket (500ms)"),

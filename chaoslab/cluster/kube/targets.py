@@ -177,7 +177,7 @@ def _fault_lines(experiment: Experiment, nodes: list[NodeRecord], hosting: set[s
             else:
                 text += f", {fault.signal} through /bin/sh in the container"
                 if experiment.workload.image != manifests.BUILT_IN_IMAGE:
-                    text += f" (needs a shell in {experiment.workload.image}; checked when it fires)"
+                    text += f" (needs a shell in {experiment.workload.image}; checked once the workload is ready, before the measurement)"
             lines.append(head + text)
             if hit is not None and hit > limit:
                 lines.append(f"      REFUSED when it fires: {hit} of {replicas} pods is above the limit of {limit}")

@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
@@ -256,6 +256,12 @@ class SimCluster:
     def events(self) -> Iterator[ClusterEvent]:
         """Events recorded since the previous call (non-blocking drain), in order."""
         return self._world.events.drain()
+
+    def check_faults(self, deployment: Deployment, faults: Sequence[FaultSpec]) -> None:
+        """Nothing to refuse: a simulated pod is a process this machine can signal, and the
+        loader has already checked node names and counts against the simulated nodes."""
+        with self._world.lock:
+            self._deployment(deployment)
 
     def inject(self, deployment: Deployment, fault: FaultSpec, fault_id: str, rng: random.Random) -> Injection:
         """Carry out `fault` now; targets are drawn with `rng` from candidates sorted by name."""

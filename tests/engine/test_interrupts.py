@@ -30,6 +30,47 @@ def _trial_phase(out_root: Path) -> str | None:
     return None
 
 
+def _start_run(out_root: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        chaoslab_command("run", str(EXPERIMENTS / "interrupt.yaml"), "--out", str(out_root), *args),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def _interrupt(proc: subprocess.Popen[str], signum: int) -> tuple[str, list[psutil.Process]]:
+    """Note what the run has started, signal it, and wait for it to end; its stderr."""
+    seen = _descendants(proc.pid)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    return stderr, seen
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _alive(processes: list[psutil.Process], grace: float = 0.0) -> list[str]:
+    """Those still running (after up to `grace` seconds), as pid and command line."""
+    deadline = time.monotonic() + grace
+    while True:
+        alive = []
+        for process in processes:
+            try:
+                if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(f"{process.pid} {' '.join(process.cmdline())[:200]}")
+            except psutil.NoSuchProcess:
+                continue
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.1)
+
+
 def _descendants(pid: int) -> list[psutil.Process]:
     try:
         return psutil.Process(pid).children(recursive=True)
@@ -41,15 +82,7 @@ def _descendants(pid: int) -> list[psutil.Process]:
 @pytest.mark.parametrize("phase", PHASES)
 def test_interrupt_leaves_nothing_behind(tmp_path: Path, phase: str, signum: int) -> None:
     out_root = tmp_path / "results"
-    proc = subprocess.Popen(
-        chaoslab_command("run", str(EXPERIMENTS / "interrupt.yaml"), "--out", str(out_root), "--no-images"),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    seen: dict[int, psutil.Process] = {}
+    proc = _start_run(out_root, "--no-images")
     try:
         deadline = time.monotonic() + 60
         while _trial_phase(out_root) != phase:
@@ -59,21 +92,15 @@ def test_interrupt_leaves_nothing_behind(tmp_path: Path, phase: str, signum: int
         # What the run has started by now (pods, proxy, Locust) must all be gone afterwards.
         if phase != "deploy":
             time.sleep(0.3)
-        for child in _descendants(proc.pid):
-            seen[child.pid] = child
-        proc.send_signal(signum)
-        stdout, stderr = proc.communicate(timeout=60)
+        stderr, seen = _interrupt(proc, signum)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill(proc)
 
     assert proc.returncode == EXIT_INTERRUPTED, stderr
     assert "Traceback" not in stderr
     assert "partial results kept" in stderr
-
-    alive = [p for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert not alive, f"left behind: {[(p.pid, p.cmdline()) for p in alive]}"
+    alive = _alive(seen)
+    assert not alive, f"left behind: {alive}"
 
     run = read_run(next(out_root.iterdir()))
     assert run.status == "aborted"
@@ -98,15 +125,7 @@ def test_interrupt_while_the_report_renders_images_leaves_no_browser(tmp_path: P
     """After the last trial, the report starts a headless Chromium for the PNG/SVG charts:
     Ctrl-C then must end it too, and keep every trial measured."""
     out_root = tmp_path / "results"
-    proc = subprocess.Popen(
-        chaoslab_command("run", str(EXPERIMENTS / "interrupt.yaml"), "--out", str(out_root), "--set", "faults=[]"),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    seen: dict[int, psutil.Process] = {}
+    proc = _start_run(out_root, "--set", "faults=[]")
     try:
         deadline = time.monotonic() + 90
         browser: list[psutil.Process] = []
@@ -116,22 +135,14 @@ def test_interrupt_while_the_report_renders_images_leaves_no_browser(tmp_path: P
             if _run_status(out_root) == "completed":
                 browser = [p for p in _descendants(proc.pid) if "chrom" in p.name().lower()]
             time.sleep(0.02)
-        for child in _descendants(proc.pid):
-            seen[child.pid] = child
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
+        stderr, seen = _interrupt(proc, signal.SIGINT)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill(proc)
 
     assert proc.returncode == EXIT_INTERRUPTED, stderr
     assert "Traceback" not in stderr
-    deadline = time.monotonic() + 10
-    while [p for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] and time.monotonic() < deadline:
-        time.sleep(0.1)
-    alive = [p for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert not alive, f"left behind: {[(p.pid, p.name()) for p in alive]}"
+    alive = _alive(seen, grace=10)  # Chromium's helpers exit a moment after the browser
+    assert not alive, f"left behind: {alive}"
     run_dir = next(out_root.iterdir())
     run = read_run(run_dir)
     assert run.status == "aborted" and [t.info.status for t in run.trials] == ["completed"]

@@ -107,7 +107,7 @@ def validate(files: Sequence[Path]) -> None:
 
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a field, e.g. --set workload.replicas=2 (repeatable).")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a field, e.g. --set workload.replicas=2 (repeatable; a field the file sweeps then runs that value only).")
 @click.option("--backend", type=click.Choice(["sim", "kubernetes"]), help="Override cluster.backend.")
 @click.option("--context", metavar="NAME", help="kubeconfig context (kubernetes backend).")
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("results"), show_default=True, help="Folder that receives the run folder.")

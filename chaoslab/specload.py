@@ -1143,7 +1143,8 @@ def _unsweep(data: dict[str, Any], overridden: Path_, text: str) -> list[str]:
         except _PathProblem:
             continue  # reported by the sweep checks
         if _is_prefix(swept, overridden) or _is_prefix(overridden, swept):
-            notes.append(f"--set {text} replaces the file's sweep of {key} over {json.dumps(sweep.pop(key), default=str)}")
+            values = sweep.pop(key)
+            notes.append(f"--set {text} replaces the file's sweep of {key} over {json.dumps(values, default=str)}")
     return notes
 
 

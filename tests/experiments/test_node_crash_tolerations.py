@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tests.experiments.lessons import LIBRARY, completed, fault_times, first_event_after, summary_rows, trials_by
+from tests.experiments.lessons import fault_times, first_event_after, summary_rows, trials_by
 
 pytestmark = pytest.mark.slow
 
@@ -25,11 +25,8 @@ SHORT = (
 )
 
 
-def test_tuned_tolerations_bring_capacity_back_sooner(run_cli) -> None:
-    result = run_cli(LIBRARY / "node-crash-tolerations.yaml", *SHORT)
-    assert result.code in (0, 1), result.stderr
-    run = result.results()
-    completed(run)
+def test_tuned_tolerations_bring_capacity_back_sooner(run_lesson) -> None:
+    run = run_lesson("node-crash-tolerations.yaml", *SHORT)
     trials = trials_by(run, "workload.tolerationSeconds")
 
     evicted = {}

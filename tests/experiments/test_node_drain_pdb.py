@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 
 from tests.experiments.lessons import (
-    LIBRARY,
-    completed,
     events_of,
     failures_by_class,
     measure_window,
@@ -28,11 +26,8 @@ SHORT = (
 )
 
 
-def test_the_budget_keeps_an_endpoint_ready_where_a_bare_drain_drops_to_zero(run_cli) -> None:
-    result = run_cli(LIBRARY / "node-drain-pdb.yaml", *SHORT)
-    assert result.code in (0, 1), result.stderr
-    run = result.results()
-    completed(run)
+def test_the_budget_keeps_an_endpoint_ready_where_a_bare_drain_drops_to_zero(run_lesson) -> None:
+    run = run_lesson("node-drain-pdb.yaml", *SHORT)
     trials = trials_by(run, "workload.podDisruptionBudget")
     assert set(trials) == {NO_PDB, PDB}
 

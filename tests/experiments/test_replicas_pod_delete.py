@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.experiments.lessons import LIBRARY, completed, failures_by_class, measure_window, summary_rows, trials_by
+from tests.experiments.lessons import failures_by_class, measure_window, summary_rows, trials_by
 
 pytestmark = pytest.mark.slow
 
@@ -17,11 +17,8 @@ SHORT = (
 )
 
 
-def test_three_replicas_stay_available_where_one_has_an_outage(run_cli) -> None:
-    result = run_cli(LIBRARY / "replicas-pod-delete.yaml", *SHORT)
-    assert result.code == 1, result.stderr  # replicas=1 misses the 99 % SLO: the demo's point
-    run = result.results()
-    completed(run)
+def test_three_replicas_stay_available_where_one_has_an_outage(run_lesson) -> None:
+    run = run_lesson("replicas-pod-delete.yaml", *SHORT, exit_codes=(1,))  # replicas=1 misses the 99 % SLO: the demo's point
 
     summary = summary_rows(run).set_index("workload.replicas")
     one, three = summary.loc[1], summary.loc[3]

@@ -427,24 +427,14 @@ class ControlPlane:
 
     def _announce(self, deployment: SimDeployment, snapshot: dict[str, Endpoint]) -> None:
         before = deployment.published
-        for name in sorted(set(before) - set(snapshot)):
-            (host, port), node = before[name]
-            self.world.emit(
-                EventKind.ENDPOINT_REMOVED,
-                "endpoint",
-                name,
-                node=node,
-                reason=deployment.name,
-                detail=f"address={host}:{port}",
-            )
-        for name in sorted(set(snapshot) - set(before)):
-            (host, port), node = snapshot[name]
-            self.world.emit(
-                EventKind.ENDPOINT_ADDED,
-                "endpoint",
-                name,
-                node=node,
-                reason=deployment.name,
-                detail=f"address={host}:{port}",
-            )
+        # Removals first: a pod replaced in one sync leaves before its successor joins.
+        for kind, gone_from, now_in in (
+            (EventKind.ENDPOINT_REMOVED, snapshot, before),
+            (EventKind.ENDPOINT_ADDED, before, snapshot),
+        ):
+            for name in sorted(set(now_in) - set(gone_from)):
+                (host, port), node = now_in[name]
+                self.world.emit(
+                    kind, "endpoint", name, node=node, reason=deployment.name, detail=f"address={host}:{port}"
+                )
         deployment.published = snapshot

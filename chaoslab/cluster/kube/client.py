@@ -157,9 +157,13 @@ class KubeClient:
         context = self.connection.context
         return f"context {context!r}" if context else self.connection.source
 
-    def _json(self, action: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def _json(
+        self, action: str, call: Callable[..., Any], *args: Any, timeout: float | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """One call, its body read in full before the connection goes back to the pool
+        (an unread body would become the next answer's status line), parsed as JSON."""
         with self._errors(action):
-            response = call(*args, _preload_content=False, _request_timeout=self._timeout, **kwargs)
+            response = call(*args, _preload_content=False, _request_timeout=timeout or self._timeout, **kwargs)
             try:
                 data = response.data
             finally:
@@ -371,15 +375,7 @@ class KubeClient:
     def check_reachable(self) -> None:
         """GET /version; one paragraph saying what was tried when nothing answers."""
         try:
-            with self._errors("connect"):
-                response = k8s.VersionApi(self._api_client).get_code(
-                    _preload_content=False, _request_timeout=CONNECT_CHECK_TIMEOUT_SECONDS
-                )
-                try:
-                    response.data  # noqa: B018 - read the body, or the pooled connection
-                    # carries it into the next request's status line (BadStatusLine)
-                finally:
-                    response.release_conn()
+            self._json("connect", k8s.VersionApi(self._api_client).get_code, timeout=CONNECT_CHECK_TIMEOUT_SECONDS)
         except ClusterError as exc:
             cause = str(exc).removeprefix("connect: ")
             tried = "; ".join(self._tried) or self.connection.source

@@ -102,8 +102,11 @@ def shimmed(argv: list[str], env: Mapping[str, str], python: str) -> list[str]:
     the container's PATH first; a missing program raises FileNotFoundError here, before
     anything starts, as the container runtime reports it (RunContainerError)."""
     program = argv[0]
-    resolved = shutil.which(program, path=env.get("PATH", os.defpath)) if "/" not in program else program
-    if resolved is None or not os.access(resolved, os.X_OK) or os.path.isdir(resolved):
+    if "/" in program:
+        resolved = program if os.access(program, os.X_OK) and not os.path.isdir(program) else None
+    else:
+        resolved = shutil.which(program, path=env.get("PATH", os.defpath))
+    if resolved is None:
         # The container runtime's words for it: `exec: "x": executable file not found in $PATH`.
         raise FileNotFoundError(errno.ENOENT, "executable file not found in $PATH", program)
     return [python, "-S", str(SHIM_PATH), resolved, *argv[1:]]

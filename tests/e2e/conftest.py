@@ -22,14 +22,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 from kubernetes import client as k8s
 from kubernetes.config import new_client_from_config
 
 from chaoslab.cluster import open_cluster
-from chaoslab.cluster.base import EVENT_COLUMNS, Cluster, ClusterEvent, EventKind
+from chaoslab.cluster.base import Cluster
 from chaoslab.spec import ClusterSpec, KubernetesClusterSpec, WorkloadSpec
+from tests import eventlog
 from tests.e2e import localcluster
 from tests.e2e.localcluster import State
 
@@ -138,47 +138,9 @@ def workload(**fields: Any) -> WorkloadSpec:
     return WorkloadSpec.model_validate(base)
 
 
-class EventLog:
-    """Collects a cluster's events; `wait_for` polls until a predicate on them holds."""
-
-    def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
-        self.events: list[ClusterEvent] = []
-
-    def drain(self) -> list[ClusterEvent]:
-        self.events += list(self.cluster.events())
-        return self.events
-
-    def wait_for(self, predicate: Callable[[EventLog], bool], what: str, deadline_s: float = EVENT_DEADLINE_SECONDS) -> None:
-        deadline = time.monotonic() + deadline_s
-        while True:
-            self.drain()
-            if predicate(self):
-                return
-            if time.monotonic() >= deadline:
-                shown = "\n  ".join(f"{e.ts:.1f} {e.kind.value} {e.name} {e.node} {e.reason} {e.detail}" for e in self.events[-60:])
-                raise AssertionError(f"timed out after {deadline_s:g}s waiting for {what}; last events:\n  {shown}")
-            time.sleep(POLL_SECONDS)
-
-    def of(self, kind: EventKind, name: str | None = None, node: str | None = None) -> list[ClusterEvent]:
-        return [
-            e for e in self.events
-            if e.kind is kind and (name is None or e.name == name) and (node is None or e.node == node)
-        ]
-
-    def ready_endpoints(self) -> set[str]:
-        """Pods the Service routes to now, by replaying endpoint events."""
-        ready: set[str] = set()
-        for event in sorted(self.events, key=lambda e: e.ts):
-            if event.kind is EventKind.ENDPOINT_ADDED:
-                ready.add(event.name)
-            elif event.kind is EventKind.ENDPOINT_REMOVED:
-                ready.discard(event.name)
-        return ready
-
-    def frame(self) -> pd.DataFrame:
-        """The events as `events.csv` holds them, for chaoslab.analysis."""
-        return pd.DataFrame([e.row() for e in self.events], columns=list(EVENT_COLUMNS))
+class EventLog(eventlog.EventLog):
+    deadline_s = EVENT_DEADLINE_SECONDS
+    poll_s = POLL_SECONDS
 
 
 def pods_by_node(cluster: Cluster, deployment: Any) -> dict[str, list[str]]:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from chaoslab.cluster.base import ClusterEvent, EventKind
 from chaoslab.cluster.kube import KubernetesCluster, KubeTimeouts
 from chaoslab.spec import KubernetesClusterSpec, WorkloadSpec
+from tests import eventlog
 from tests.kubernetes.fake import FakeKubeApi, RecordingProvider
 
 # Short bounds so that every wait in these tests ends quickly; the fake answers at once.
@@ -62,25 +61,6 @@ def workload(**fields: Any) -> WorkloadSpec:
     return WorkloadSpec.model_validate(base)
 
 
-class EventLog:
-    """Collects a cluster's events; `wait_for` polls until a predicate holds."""
-
-    def __init__(self, cluster: KubernetesCluster) -> None:
-        self.cluster = cluster
-        self.events: list[ClusterEvent] = []
-
-    def drain(self) -> list[ClusterEvent]:
-        self.events += list(self.cluster.events())
-        return self.events
-
-    def wait_for(self, predicate: Callable[[list[ClusterEvent]], bool], what: str) -> list[ClusterEvent]:
-        deadline = time.monotonic() + EVENT_DEADLINE_SECONDS
-        while time.monotonic() < deadline:
-            if predicate(self.drain()):
-                return self.events
-            time.sleep(0.02)
-        kinds = [(e.kind.value, e.name) for e in self.events]
-        raise AssertionError(f"timed out waiting for {what}; events so far: {kinds}")
-
-    def of(self, kind: EventKind, name: str | None = None) -> list[ClusterEvent]:
-        return [e for e in self.events if e.kind is kind and (name is None or e.name == name)]
+class EventLog(eventlog.EventLog):
+    deadline_s = EVENT_DEADLINE_SECONDS
+    poll_s = 0.02  # the fake answers at once

@@ -638,22 +638,20 @@ class RecordingProvider:
         self.states: dict[str, str] = {}
 
     def crash(self, node: str) -> None:
-        self.calls.append(("crash", node))
-        self.states[node] = "stopped"
-        if self.api is not None:
-            self.api.set_node_ready(node, "Unknown")
+        self._act("crash", node, state="stopped", ready="Unknown")
 
     def hang(self, node: str) -> None:
-        self.calls.append(("hang", node))
-        self.states[node] = "paused"
-        if self.api is not None:
-            self.api.set_node_ready(node, "Unknown")
+        self._act("hang", node, state="paused", ready="Unknown")
 
     def restore(self, node: str) -> None:
-        self.calls.append(("restore", node))
-        self.states[node] = "running"
+        self._act("restore", node, state="running", ready="True")
+
+    def _act(self, call: str, node: str, *, state: str, ready: str) -> None:
+        """Record the call; the node's container state and, with an API, its Ready condition."""
+        self.calls.append((call, node))
+        self.states[node] = state
         if self.api is not None:
-            self.api.set_node_ready(node, "True")
+            self.api.set_node_ready(node, ready)
 
     def state(self, node: str) -> str:
         return self.states.get(node, "running")

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO ?= experiments/replicas-pod-delete.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast bench clean system-deps k8s-local k8s-local-down e2e
+.PHONY: install demo test test-fast stress bench clean system-deps k8s-local k8s-local-down e2e
 
 install: $(STAMP)
 
@@ -42,6 +42,13 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# SIGKILL the engine at random moments of a busy sim cluster, a few hundred times, and
+# count what is left (tests/sim/test_engine_death_stress.py; make test runs a few).
+STRESS_ITERATIONS ?= 300
+stress: install
+	CHAOSLAB_STRESS_ITERATIONS=$(STRESS_ITERATIONS) $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+	  tests/sim/test_engine_death_stress.py
 
 bench: install
 	$(BIN)/python -m bench

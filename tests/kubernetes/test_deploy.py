@@ -100,9 +100,14 @@ def test_wait_ready_returns_once_every_replica_is_an_endpoint_and_events_tell_it
     deployment = cluster.deploy(workload(replicas=3))
     cluster.wait_ready(deployment, timeout=10)
     log = EventLog(cluster)
-    log.wait_for(lambda events: len(log.of(EventKind.ENDPOINT_ADDED)) == 3, "3 endpoints")
     pods = cluster.pods(deployment)
     assert len(pods) == 3 and all(p.ready and p.phase == "Running" for p in pods)
+    # The pod and EndpointSlice watches are independent streams (as on a real API
+    # server): one may be behind the other, so wait until each has told its part.
+    log.wait_for(
+        lambda _: len(log.of(EventKind.ENDPOINT_ADDED)) == 3 and all(log.of(EventKind.POD_READY, p.name) for p in pods),
+        "3 endpoints and 3 pods ready",
+    )
     for pod in pods:
         # Each watch keeps its own order; the pod and EndpointSlice watches interleave.
         kinds = [e.kind for e in log.events if e.name == pod.name and e.object == "pod"]

@@ -185,7 +185,12 @@ def test_the_running_backend_resumes_after_410_on_every_watch(make_cluster, api:
     deployment = cluster.deploy(workload(replicas=2))
     cluster.wait_ready(deployment, timeout=10)
     log = EventLog(cluster)
-    log.wait_for(lambda _: len(log.of(EventKind.ENDPOINT_ADDED)) == 2, "2 endpoints")
+    # Every watch caught up first (they are independent streams): the only change in
+    # the gap is then the fault's, and each of its steps must come out of the relist.
+    log.wait_for(
+        lambda _: len(log.of(EventKind.ENDPOINT_ADDED)) == 2 and len(log.of(EventKind.POD_READY)) == 2,
+        "2 endpoints and 2 pods ready",
+    )
     relists_before = {w.kind: w.relists for w in cluster._watchers}
     with api.cond:  # atomically: a change nobody has watched yet, then a compaction
         injection = cluster.inject(deployment, fault(action="pod-delete"), "f0", random.Random(0))

@@ -29,6 +29,13 @@ def _listening_ports() -> set[int]:
     return {c.laddr.port for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
 
 
+def _is_reaper(process: psutil.Process) -> bool:
+    try:
+        return any(part.endswith("reaper.py") for part in process.cmdline())
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _cluster_ports(cluster, deployment) -> set[int]:
     ports = {int(p.endpoint.rsplit(":", 1)[1]) for p in cluster.pods(deployment) if p.endpoint}
     ports.add(int(cluster.service_url(deployment).rsplit(":", 1)[1]))
@@ -40,8 +47,11 @@ def test_teardown_and_close_leave_no_process_and_no_listening_socket(make_cluste
     deployment = cluster.deploy(workload(replicas=4))
     cluster.wait_ready(deployment, timeout=30)
     ports = _cluster_ports(cluster, deployment)
-    children = psutil.Process().children(recursive=True)
+    everything = psutil.Process().children(recursive=True)
+    # The reaper outlives teardown (it belongs to the cluster, gone at close).
+    children = [c for c in everything if not _is_reaper(c)]
     assert len([c for c in children if _alive(c.pid)]) >= 5  # 4 pods + the proxy
+    assert len(everything) == len(children) + 1
     assert ports <= _listening_ports()
     # A hung node's processes are stopped: they must still die.
     cluster.inject(deployment, NodeHangFault(action="node-hang", at=0, target=TargetSpec(name="node-1")), "f1", rng)
@@ -58,9 +68,9 @@ def test_teardown_and_close_leave_no_process_and_no_listening_socket(make_cluste
 
 ENGINE = textwrap.dedent(
     """
-    import json, signal, sys, time
+    import json, random, signal, sys, time
     from chaoslab.cluster.sim import SimCluster
-    from chaoslab.spec import SimClusterSpec, WorkloadSpec
+    from chaoslab.spec import NodeHangFault, SimClusterSpec, TargetSpec, WorkloadSpec
 
     cluster = SimCluster(SimClusterSpec(nodes=2, timings={"podStartDelay": 0.1}))
     def stop(signum, frame):
@@ -71,6 +81,11 @@ ENGINE = textwrap.dedent(
     cluster.wait_ready(deployment, 30)
     pods = cluster.pods(deployment)
     print(json.dumps({"url": cluster.service_url(deployment), "ports": [p.endpoint for p in pods]}), flush=True)
+    if sys.stdin.readline().strip() == "hang":
+        # Freeze every node: each pod's process group is stopped and can act on nothing.
+        for node in ("node-1", "node-2"):
+            cluster.inject(deployment, NodeHangFault(action="node-hang", at=0, target=TargetSpec(name=node)), node, random.Random(0))
+        print("hung", flush=True)
     time.sleep(120)
     """
 )
@@ -86,17 +101,25 @@ FORKING = {
 
 
 @pytest.mark.parametrize(
-    ("signum", "spec"),
+    ("signum", "spec", "then"),
     [
-        (signal.SIGKILL, {"name": "web", "replicas": 3}),
-        (signal.SIGTERM, {"name": "web", "replicas": 3}),
-        (signal.SIGKILL, FORKING),
+        (signal.SIGKILL, {"name": "web", "replicas": 3}, ""),
+        (signal.SIGTERM, {"name": "web", "replicas": 3}, ""),
+        (signal.SIGKILL, FORKING, ""),
+        (signal.SIGKILL, FORKING, "hang"),
     ],
-    ids=["sigkill", "sigterm", "sigkill-forking-command"],
+    ids=["sigkill", "sigterm", "sigkill-forking-command", "sigkill-forking-command-on-hung-nodes"],
 )
-def test_engine_death_takes_every_pod_and_the_proxy_with_it(signum, spec):
+def test_engine_death_takes_every_pod_and_the_proxy_with_it(signum, spec, then, tmp_path):
+    # The cluster's temporary folder goes too: it lives under this TMPDIR.
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
     engine = subprocess.Popen(
-        [sys.executable, "-c", ENGINE, json.dumps(spec)], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+        [sys.executable, "-c", ENGINE, json.dumps(spec)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, TMPDIR=str(tmpdir)),
     )
     try:
         line = engine.stdout.readline()
@@ -104,14 +127,31 @@ def test_engine_death_takes_every_pod_and_the_proxy_with_it(signum, spec):
         started = json.loads(line)
         ports = {int(endpoint.rsplit(":", 1)[1]) for endpoint in started["ports"]}
         ports.add(int(started["url"].rsplit(":", 1)[1]))
-        descendants = [p.pid for p in psutil.Process(engine.pid).children(recursive=True)]
-        assert len(descendants) >= (4 if "command" not in spec else 1 + 3 * 3)  # proxy; shim, server, sleep
+        # Ready is not yet serving (no readiness probe here): wait until every pod listens,
+        # so a forking command has forked (sh starts `sleep` before it execs the server).
+        poll_until(lambda: ports <= _listening_ports(), 30, "every pod and the proxy listening")
+        per_pod = 1 if "command" not in spec else 3  # the app; or shim, server, sleep
+        expected = 2 + 3 * per_pod  # the proxy, the reaper, three pods
+        tree = psutil.Process(engine.pid)
+        descendants = poll_until(
+            lambda: (found := [p.pid for p in tree.children(recursive=True)]) and len(found) >= expected and found,
+            30,
+            f"{expected} processes under the engine",
+        )
+        engine.stdin.write(then + "\n")
+        engine.stdin.flush()
+        if then:
+            assert engine.stdout.readline().strip() == "hung"
+            stopped = [p for p in descendants if psutil.Process(p).status() == psutil.STATUS_STOPPED]
+            assert len(stopped) == 3 * per_pod, "every pod process is stopped on a hung node"
         engine.send_signal(signum)
         engine.wait(timeout=30)
         poll_until(lambda: not any(_alive(pid) for pid in descendants), 15, "every simulated process gone")
         poll_until(lambda: not ports & _listening_ports(), 15, "no listening socket left")
+        poll_until(lambda: not any(tmpdir.iterdir()), 15, "the cluster's temporary folder removed")
     finally:
         if engine.poll() is None:
             engine.kill()
             engine.wait()
+        engine.stdin.close()
         engine.stdout.close()

@@ -22,6 +22,8 @@ Layout (data flows one way: spec -> SimCluster -> components -> processes):
   processes.py    process groups with PDEATHSIG, loopback ports outside the ephemeral range
   app.py          the built-in workload (chaoslab/echo), stdlib only
   shim.py         the container shim around a user's `command`: its forks die with it
+  reaper.py       kills every process group a dead engine left (even stopped ones) and
+                  removes the cluster's temporary folder: no signal needed
 
 Every delay comes from `SimTimings` (upstream defaults, documented beside each field)
 or from the pod fields a real cluster uses (probes, tolerationSeconds,

@@ -37,7 +37,7 @@ from chaoslab.cluster.base import ClusterEvent, Deployment, EventKind, Injection
 from chaoslab.cluster.sim.controllers import ControlPlane, desired_healthy
 from chaoslab.cluster.sim.kubelet import Kubelet
 from chaoslab.cluster.sim.probes import Prober
-from chaoslab.cluster.sim.processes import PortAllocator, describe_exit, tail
+from chaoslab.cluster.sim.processes import PortAllocator, Reaper, describe_exit, tail
 from chaoslab.cluster.sim.service import ServiceProxyProcess
 from chaoslab.cluster.sim.state import (
     CONTAINER_RUNNING,
@@ -92,6 +92,8 @@ def _kill_everything(world: World, services: dict[str, ServiceProxyProcess], pro
         service.stop()
     services.clear()
     prober.close()
+    if world.reaper is not None:
+        world.reaper.close()  # every group is gone and forgotten: it just exits
 
 
 class _ActiveFault:
@@ -136,7 +138,12 @@ class SimCluster:
             )
             for i in range(1, spec.nodes + 1)
         }
-        self._world = World(timings=timings, events=EventLog(clock), nodes=nodes, ports=PortAllocator(self._rng))
+        # Started first, so that every process group after it is registered; it also
+        # removes the temporary folder if the engine is killed.
+        reaper = Reaper(remove=self.workdir if self._tmp is not None else None)
+        self._world = World(
+            timings=timings, events=EventLog(clock), nodes=nodes, ports=PortAllocator(self._rng), reaper=reaper
+        )
         self._prober = Prober()
         base_env = dict(os.environ)
         self._kubelets = {name: Kubelet(self._world, node, self._prober, base_env) for name, node in nodes.items()}
@@ -189,6 +196,7 @@ class SimCluster:
                 python=sys.executable,
                 env=dict(os.environ),
                 log_path=self._log_dir / f"service-{workload.name}.log",
+                reaper=self._world.reaper,
             )
             with self._world.lock:
                 self._services[workload.name] = service

@@ -109,7 +109,8 @@ def shimmed(argv: list[str], env: Mapping[str, str], python: str) -> list[str]:
     if resolved is None:
         # The container runtime's words for it: `exec: "x": executable file not found in $PATH`.
         raise FileNotFoundError(errno.ENOENT, "executable file not found in $PATH", program)
-    return [python, "-S", str(SHIM_PATH), resolved, *argv[1:]]
+    # The shim is told which process must stay its parent: this one, the engine.
+    return [python, "-S", str(SHIM_PATH), str(os.getpid()), resolved, *argv[1:]]
 
 
 def _expand(text: str, env: Mapping[str, str]) -> str:
@@ -182,7 +183,7 @@ class Kubelet:
         try:
             if deployment.spec.command:
                 argv = shimmed(argv, env, self.python)
-            process = spawn(argv, env, label=pod.name, log_path=pod.log_path)
+            process = spawn(argv, env, label=pod.name, log_path=pod.log_path, reaper=self.world.reaper)
         except OSError as exc:
             # RunContainerError: the kubelet backs off exactly as after a crash.
             pod.last_exit = f"StartError: {exc}"

@@ -1,12 +1,16 @@
 """OS processes for simulated pods and the Service proxy, and the loopback ports they use.
 
 Why it exists: "nothing left behind" is a hard promise of the simulator, and it rests on
-three mechanisms gathered here so they are applied the same way to every process:
+four mechanisms gathered here so they are applied the same way to every process:
 - every process leads its own process group (`start_new_session`), so a pod's container
   is the whole group, as a container is its whole cgroup: signals go to the group;
 - every process gets PR_SET_PDEATHSIG=SIGKILL, so even a SIGKILLed engine takes its pods
   with it. The signal fires when the *thread* that forked the child exits, so the
   simulator spawns only from its long-lived control-plane thread;
+- every process group is registered with the cluster's reaper (reaper.py), which kills
+  what is still registered when the engine's end of a pipe closes: the defence that
+  needs no signal, for groups a signal cannot help (stopped by a hung node, or whose
+  first process was still starting when the engine died);
 - ports are chosen below the kernel's ephemeral range, so a client's outgoing connection
   can never occupy the port of a pod that is restarting in place (a pod keeps its "IP",
   here its port, across container restarts, as on a real node).
@@ -20,6 +24,8 @@ import random
 import signal
 import socket
 import subprocess
+import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -29,6 +35,10 @@ from chaoslab.errors import ClusterError
 PR_SET_PDEATHSIG = 1
 # Where Linux picks ephemeral ports when /proc does not say (its default range).
 DEFAULT_EPHEMERAL_RANGE = (32768, 60999)
+REAPER_PATH = Path(__file__).with_name("reaper.py")
+# How long close() waits for the reaper to finish (it only kills what is left and
+# removes a folder).
+REAPER_EXIT_TIMEOUT = 10.0
 # How many ports below the ephemeral range the simulator may hand out: far more than 50
 # pods need, while staying clear of the well-known and registered low ports.
 PORT_WINDOW = 10_000
@@ -97,14 +107,73 @@ def _pdeathsig_preexec(parent_pid: int) -> Callable[[], None]:
     return arm
 
 
+class Reaper:
+    """The engine's end of the reaper process (reaper.py): registers and forgets groups.
+
+    `remove`: a folder the reaper deletes once the engine is gone (the cluster's
+    temporary folder), so a SIGKILLed engine leaves no files either. Thread-safe: groups
+    are registered on the control-plane thread and may be forgotten from a closing one.
+    """
+
+    def __init__(self, python: str = sys.executable, remove: Path | None = None) -> None:
+        argv = [python, "-S", str(REAPER_PATH)]
+        if remove is not None:
+            argv += ["--remove", str(remove)]
+        self._lock = threading.Lock()
+        # Its own session, no PDEATHSIG: it must outlive the engine to do its work.
+        self._popen = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True, close_fds=True
+        )
+        assert self._popen.stdin is not None
+        self._fd = self._popen.stdin.fileno()  # pipes from Popen are close-on-exec: no pod inherits it
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    def register(self, pgid: int) -> None:
+        self._send(f"+{pgid}\n")
+
+    def forget(self, pgid: int) -> None:
+        self._send(f"-{pgid}\n")
+
+    def close(self, timeout: float = REAPER_EXIT_TIMEOUT) -> None:
+        """End-of-file for the reaper, then wait for it; idempotent."""
+        with self._lock:
+            stdin = self._popen.stdin
+            if stdin is not None and not stdin.closed:
+                try:
+                    stdin.close()
+                except OSError:
+                    pass  # the reaper is already gone
+        try:
+            self._popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._popen.kill()
+            self._popen.wait()
+
+    def _send(self, line: str) -> None:
+        with self._lock:
+            stdin = self._popen.stdin
+            if stdin is None or stdin.closed:
+                return
+            try:
+                os.write(self._fd, line.encode())  # one short write: atomic on a pipe, unbuffered
+            except OSError:
+                pass  # the reaper was killed from outside; PDEATHSIG and the shim remain
+
+
 class ManagedProcess:
     """One process group we started; signals go to the whole group."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], label: str) -> None:
+    def __init__(self, popen: subprocess.Popen[bytes], label: str, reaper: Reaper | None = None) -> None:
         self.popen = popen
         self.pgid = popen.pid  # start_new_session: the child leads its own group
         self.label = label
         self.stopped = False
+        self._reaper = reaper
+        if reaper is not None:
+            reaper.register(self.pgid)
 
     @property
     def pid(self) -> int:
@@ -118,20 +187,31 @@ class ManagedProcess:
         try:
             os.killpg(self.pgid, signum)
         except ProcessLookupError:
+            self._forget()
             return
         if signum == signal.SIGSTOP:
             self.stopped = True
         elif signum == signal.SIGCONT:
             self.stopped = False
+        elif signum == signal.SIGKILL and self.popen.poll() is not None:
+            # Every member is dead and the leader reaped: the group id may be reused.
+            self._forget()
 
     def kill(self, wait: float = 5.0) -> int | None:
         """SIGKILL the whole group and reap the leader; returns its exit status."""
         self.signal_group(signal.SIGKILL)
         self.stopped = False
         try:
-            return self.popen.wait(timeout=wait)
+            status = self.popen.wait(timeout=wait)
         except subprocess.TimeoutExpired:
             return None
+        self._forget()
+        return status
+
+    def _forget(self) -> None:
+        if self._reaper is not None:
+            self._reaper.forget(self.pgid)
+            self._reaper = None
 
 
 def spawn(
@@ -141,8 +221,9 @@ def spawn(
     log_path: Path | None,
     stdin: int | None = subprocess.DEVNULL,
     stdout: int | None = None,
+    reaper: Reaper | None = None,
 ) -> ManagedProcess:
-    """Start `argv` in its own process group with PDEATHSIG armed.
+    """Start `argv` in its own process group with PDEATHSIG armed, registered with `reaper`.
 
     Output goes to `log_path` (appended, so restarts of a container share one log) or is
     discarded. Raises OSError when the program cannot be started.
@@ -162,7 +243,7 @@ def spawn(
     finally:
         if log is not None:
             log.close()
-    return ManagedProcess(popen, label)
+    return ManagedProcess(popen, label, reaper)
 
 
 def describe_exit(status: int | None) -> str:

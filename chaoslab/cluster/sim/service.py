@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from chaoslab.cluster.sim.processes import ManagedProcess, describe_exit, spawn, tail
+from chaoslab.cluster.sim.processes import ManagedProcess, Reaper, describe_exit, spawn, tail
 from chaoslab.errors import ClusterError
 
 PROXY_PATH = Path(__file__).with_name("proxy.py")
@@ -33,7 +33,14 @@ class ServiceProxyProcess:
     """One running proxy. Must be created and stopped on the control-plane thread."""
 
     def __init__(
-        self, name: str, port: int, seed: int, python: str, env: Mapping[str, str], log_path: Path | None
+        self,
+        name: str,
+        port: int,
+        seed: int,
+        python: str,
+        env: Mapping[str, str],
+        log_path: Path | None,
+        reaper: Reaper | None = None,
     ) -> None:
         self.name = name
         self.port = port
@@ -41,7 +48,13 @@ class ServiceProxyProcess:
         argv = [python, "-S", str(PROXY_PATH), "--port", str(port), "--seed", str(seed)]
         try:
             self.process: ManagedProcess = spawn(
-                argv, env, label=f"service/{name}", log_path=log_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+                argv,
+                env,
+                label=f"service/{name}",
+                log_path=log_path,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                reaper=reaper,
             )
         except OSError as exc:
             raise ClusterError(f"could not start the service proxy for {name!r}: {exc}") from exc

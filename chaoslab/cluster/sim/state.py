@@ -22,7 +22,7 @@ from pathlib import Path
 
 from chaoslab.cluster.base import ClusterEvent, EventKind, Node, Pod
 from chaoslab.cluster.sim.probes import ProbeResult
-from chaoslab.cluster.sim.processes import ManagedProcess, PortAllocator
+from chaoslab.cluster.sim.processes import ManagedProcess, PortAllocator, Reaper
 from chaoslab.spec import ProbeSpec, SimTimings, WorkloadSpec
 
 # Taints the node-lifecycle controller manages (k8s.io/api/core/v1 well-known taints).
@@ -206,6 +206,8 @@ class World:
     events: EventLog
     nodes: dict[str, SimNode]
     ports: PortAllocator
+    # Every process group started is registered here (processes.py, reaper.py).
+    reaper: Reaper | None = None
     deployments: dict[str, SimDeployment] = field(default_factory=dict)
     drains: dict[str, Drain] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)

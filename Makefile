@@ -43,12 +43,14 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# SIGKILL the engine at random moments of a busy sim cluster, a few hundred times, and
-# count what is left (tests/sim/test_engine_death_stress.py; make test runs a few).
+# SIGKILL the engine at random moments of a busy sim cluster a few hundred times, and
+# whole `chaoslab run`s (Locust, report) a few dozen, and count what is left
+# (tests/sim/test_engine_death_stress.py; make test runs a few of each).
 STRESS_ITERATIONS ?= 300
+STRESS_RUNS ?= 20
 stress: install
-	CHAOSLAB_STRESS_ITERATIONS=$(STRESS_ITERATIONS) $(BIN)/python -m pytest -q -s -p no:cacheprovider \
-	  tests/sim/test_engine_death_stress.py
+	CHAOSLAB_STRESS_ITERATIONS=$(STRESS_ITERATIONS) CHAOSLAB_STRESS_RUNS=$(STRESS_RUNS) \
+	  $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/sim/test_engine_death_stress.py
 
 bench: install
 	$(BIN)/python -m bench

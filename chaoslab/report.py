@@ -19,13 +19,14 @@ alone (`chaoslab report RUN_DIR`), `build_comparison` puts several runs side by 
 
 from __future__ import annotations
 
+import contextlib
 import html
 import math
 import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,6 +40,7 @@ from plotly.offline import get_plotlyjs
 
 from chaoslab import analysis, charts
 from chaoslab.errors import ResultsError
+from chaoslab.reaper import Reaper
 from chaoslab.results import RunData, atomic_write_frame, atomic_write_text, read_run
 from chaoslab.units import format_duration
 
@@ -55,6 +57,8 @@ IMAGE_FORMATS = ("png", "svg")
 # Seconds kaleido may take for one image before giving up (its default is 90 s; a chart of
 # a 1-hour trial renders in well under 5 s).
 IMAGE_TIMEOUT_S = 120
+# The folder one export renders into before its images replace the old ones.
+STAGING_PREFIX = ".charts-"
 # Browsers kaleido can drive, by executable name (the Debian package installs `chromium`).
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 INSTALL_HINT = (
@@ -313,10 +317,22 @@ def export_images(figures: Mapping[str, go.Figure], charts_dir: Path) -> tuple[t
 
     try:
         charts_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".charts-", dir=charts_dir))
+        for stale in charts_dir.glob(f"{STAGING_PREFIX}*"):
+            shutil.rmtree(stale, ignore_errors=True)  # left by an engine killed while exporting
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=charts_dir))
+        # Kaleido's page, Chromium's profile and Chromium's own scratch files go in one
+        # folder of ours; a reaper removes it and the staging folder even if the engine
+        # is SIGKILLed mid-export.
+        # A short path under the system's temporary folder: Chromium puts a Unix socket
+        # in its profile, and socket paths are limited to 108 bytes.
+        scratch = Path(tempfile.mkdtemp(prefix="chaoslab-export-"))
     except OSError as exc:
         raise ResultsError(f"{charts_dir}: cannot write charts ({exc})") from exc
+    reaper = Reaper(remove=[scratch, staging])
+    page = scratch / "index.html"
     try:
+        page.write_text(kaleido.PageGenerator(mathjax=False).generate_index())
+        (scratch / "browser").mkdir()
         jobs = [
             {
                 "fig": figure,
@@ -327,9 +343,21 @@ def export_images(figures: Mapping[str, go.Figure], charts_dir: Path) -> tuple[t
             for fmt in IMAGE_FORMATS
         ]
         try:
-            kaleido.write_fig_from_object_sync(
-                jobs, kopts={"n": 1, "mathjax": False, "path": browser, "timeout": IMAGE_TIMEOUT_S}, cancel_on_error=True
-            )
+            # Chromium makes its own scratch files under $TMPDIR and takes the
+            # environment as it is (choreographer copies os.environ): point it at the
+            # scratch folder for this one call.
+            with _environment_variable("TMPDIR", str(scratch / "browser")):
+                kaleido.write_fig_from_object_sync(
+                    jobs,
+                    kopts={
+                        "n": 1,
+                        "path": browser,
+                        "timeout": IMAGE_TIMEOUT_S,
+                        "page_generator": page,
+                        "tmp_dir": str(scratch / "browser"),
+                    },
+                    cancel_on_error=True,
+                )
         except (RuntimeError, KaleidoError, OSError, TimeoutError) as exc:
             return (), f"PNG/SVG charts skipped: kaleido could not render with {browser} ({type(exc).__name__}: {exc}); {INSTALL_HINT}."
         written = []
@@ -343,6 +371,21 @@ def export_images(figures: Mapping[str, go.Figure], charts_dir: Path) -> tuple[t
         raise ResultsError(f"{charts_dir}: cannot write charts ({exc})") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        reaper.close()  # it removes the scratch folder
+
+
+@contextlib.contextmanager
+def _environment_variable(name: str, value: str) -> Iterator[None]:
+    """`name=value` in this process's environment for the block, as it was after."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def _remove_stale(charts_dir: Path, keep: set[str]) -> None:

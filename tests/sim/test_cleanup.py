@@ -142,8 +142,12 @@ def test_engine_death_takes_every_pod_and_the_proxy_with_it(signum, spec, then, 
         engine.stdin.flush()
         if then:
             assert engine.stdout.readline().strip() == "hung"
-            stopped = [p for p in descendants if psutil.Process(p).status() == psutil.STATUS_STOPPED]
-            assert len(stopped) == 3 * per_pod, "every pod process is stopped on a hung node"
+            # SIGSTOP reaches each member of a group when the kernel next schedules it.
+            poll_until(
+                lambda: len([p for p in descendants if psutil.Process(p).status() == psutil.STATUS_STOPPED]) == 3 * per_pod,
+                15,
+                "every pod process stopped on its hung node",
+            )
         engine.send_signal(signum)
         engine.wait(timeout=30)
         poll_until(lambda: not any(_alive(pid) for pid in descendants), 15, "every simulated process gone")

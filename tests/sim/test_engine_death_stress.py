@@ -8,8 +8,11 @@ node), so this test kills the engine at random moments while pods start, restart
 and freeze, and counts what is left: every process that inherited the iteration's
 marker in its environment, and the cluster's temporary folder.
 
+The same holds for a whole `chaoslab run` (Locust, the availability probe, the report's
+Chromium): killed at a random moment of its phases, and once while it renders images.
+
 `make test` runs a few iterations; `make stress` runs a few hundred
-(CHAOSLAB_STRESS_ITERATIONS) and prints how many left anything.
+(CHAOSLAB_STRESS_ITERATIONS, CHAOSLAB_STRESS_RUNS) and prints how many left anything.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ import pytest
 from tests.sim.helpers import poll_until
 
 ITERATIONS = int(os.environ.get("CHAOSLAB_STRESS_ITERATIONS", "8"))
+RUNS = int(os.environ.get("CHAOSLAB_STRESS_RUNS", "2"))
+REPO = Path(__file__).resolve().parents[2]
+# ~2 s to ready, 3 s warmup, 6 s measurement with a node crash, 3 s cooldown, then the report.
+RUN_EXPERIMENT = REPO / "tests" / "engine" / "experiments" / "interrupt.yaml"
+RUN_KILL_WITHIN_S = 20.0
 # The longest the engine lives after its cluster is up: past pod start-up, into the
 # loop of faults.
 KILL_WITHIN_S = 2.0
@@ -76,10 +84,7 @@ def _marked(marker: str) -> list[psutil.Process]:
 
 def _one_death(iteration: int, rng: random.Random, tmp: Path) -> list[str]:
     """Run one engine, SIGKILL it at a random moment; what it left behind, described."""
-    marker = f"{os.getpid()}-{iteration}"
-    tmpdir = tmp / f"it{iteration}"
-    tmpdir.mkdir()
-    env = dict(os.environ, CHAOSLAB_STRESS=marker, TMPDIR=str(tmpdir))
+    marker, tmpdir, env = _marked_environment(f"it{iteration}", tmp)
     engine = subprocess.Popen(
         [sys.executable, "-c", ENGINE, str(iteration)], stdout=subprocess.PIPE, text=True, env=env
     )
@@ -90,6 +95,48 @@ def _one_death(iteration: int, rng: random.Random, tmp: Path) -> list[str]:
         engine.kill()
         engine.wait()
         engine.stdout.close()
+    return _left_behind(marker, tmpdir)
+
+
+def _marked_environment(name: str, tmp: Path) -> tuple[str, Path, dict[str, str]]:
+    marker = f"{os.getpid()}-{name}"
+    tmpdir = tmp / name
+    tmpdir.mkdir()
+    return marker, tmpdir, dict(os.environ, CHAOSLAB_STRESS=marker, TMPDIR=str(tmpdir), PYTHONUNBUFFERED="1")
+
+
+def _chromium_running(pid: int) -> bool:
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return False
+    for child in children:
+        try:
+            if "chrom" in child.name().lower():
+                return True
+        except psutil.NoSuchProcess:
+            continue
+    return False
+
+
+def _one_run_death(name: str, rng: random.Random, tmp: Path, *, while_rendering: bool) -> list[str]:
+    """`chaoslab run`, SIGKILLed at a random moment (or once Chromium renders its images)."""
+    marker, tmpdir, env = _marked_environment(name, tmp)
+    command = [sys.executable, "-m", "chaoslab", "run", str(RUN_EXPERIMENT), "--out", str(tmp / f"{name}-results")]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
+    try:
+        if while_rendering:
+            poll_until(lambda: _chromium_running(run.pid) or run.poll() is not None, 180, "the report's Chromium")
+            assert run.poll() is None, "the run ended before its images were rendered"
+        else:
+            time.sleep(rng.uniform(0.0, RUN_KILL_WITHIN_S))
+    finally:
+        run.kill()
+        run.wait()
+    return _left_behind(marker, tmpdir)
+
+
+def _left_behind(marker: str, tmpdir: Path) -> list[str]:
     try:
         poll_until(lambda: not _marked(marker) and not any(tmpdir.iterdir()), 15, "nothing left", interval=0.1)
     except AssertionError:
@@ -115,3 +162,18 @@ def test_a_sigkilled_engine_leaves_no_process_and_no_file_at_any_moment(tmp_path
             leaks[iteration] = left
     print(f"{ITERATIONS} engine deaths, {len(leaks)} left something behind")
     assert not leaks, f"{len(leaks)} of {ITERATIONS} engine deaths left something: {leaks}"
+
+
+@pytest.mark.slow
+def test_a_sigkilled_chaoslab_run_leaves_nothing_outside_its_results(tmp_path):
+    rng = random.Random(int(os.environ.get("CHAOSLAB_STRESS_SEED", "20261201")))
+    leaks = {}
+    for index in range(RUNS):
+        left = _one_run_death(f"run{index}", rng, tmp_path, while_rendering=False)
+        if left:
+            leaks[f"run{index}"] = left
+    left = _one_run_death("rendering", rng, tmp_path, while_rendering=True)
+    if left:
+        leaks["rendering"] = left
+    print(f"{RUNS + 1} chaoslab runs killed, {len(leaks)} left something behind")
+    assert not leaks, f"{len(leaks)} of {RUNS + 1} killed runs left something: {leaks}"

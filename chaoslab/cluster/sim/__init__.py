@@ -19,11 +19,11 @@ Layout (data flows one way: spec -> SimCluster -> components -> processes):
   probes.py       kubelet HTTP probes on a thread pool (a hung pod never stalls the loop)
   service.py      starts a Service proxy process and feeds it endpoint lists
   proxy.py        the Service proxy process: kube-proxy (iptables mode) semantics
-  processes.py    process groups with PDEATHSIG, loopback ports outside the ephemeral range
+  processes.py    process groups with PDEATHSIG, registered with chaoslab/reaper.py (kills
+                  what a dead engine left, stopped groups too), loopback ports outside
+                  the ephemeral range
   app.py          the built-in workload (chaoslab/echo), stdlib only
   shim.py         the container shim around a user's `command`: its forks die with it
-  reaper.py       kills every process group a dead engine left (even stopped ones) and
-                  removes the cluster's temporary folder: no signal needed
 
 Every delay comes from `SimTimings` (upstream defaults, documented beside each field)
 or from the pod fields a real cluster uses (probes, tolerationSeconds,

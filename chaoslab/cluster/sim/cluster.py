@@ -140,7 +140,7 @@ class SimCluster:
         }
         # Started first, so that every process group after it is registered; it also
         # removes the temporary folder if the engine is killed.
-        reaper = Reaper(remove=self.workdir if self._tmp is not None else None)
+        reaper = Reaper(remove=[self.workdir] if self._tmp is not None else [])
         self._world = World(
             timings=timings, events=EventLog(clock), nodes=nodes, ports=PortAllocator(self._rng), reaper=reaper
         )

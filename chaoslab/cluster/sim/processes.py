@@ -7,7 +7,7 @@ four mechanisms gathered here so they are applied the same way to every process:
 - every process gets PR_SET_PDEATHSIG=SIGKILL, so even a SIGKILLed engine takes its pods
   with it. The signal fires when the *thread* that forked the child exits, so the
   simulator spawns only from its long-lived control-plane thread;
-- every process group is registered with the cluster's reaper (reaper.py), which kills
+- every process group is registered with the cluster's reaper (chaoslab/reaper.py), which kills
   what is still registered when the engine's end of a pipe closes: the defence that
   needs no signal, for groups a signal cannot help (stopped by a hung node, or whose
   first process was still starting when the engine died);
@@ -24,21 +24,16 @@ import random
 import signal
 import socket
 import subprocess
-import sys
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from chaoslab.errors import ClusterError
+from chaoslab.reaper import Reaper
 
 # prctl(2) option number of PR_SET_PDEATHSIG (linux/prctl.h).
 PR_SET_PDEATHSIG = 1
 # Where Linux picks ephemeral ports when /proc does not say (its default range).
 DEFAULT_EPHEMERAL_RANGE = (32768, 60999)
-REAPER_PATH = Path(__file__).with_name("reaper.py")
-# How long close() waits for the reaper to finish (it only kills what is left and
-# removes a folder).
-REAPER_EXIT_TIMEOUT = 10.0
 # How many ports below the ephemeral range the simulator may hand out: far more than 50
 # pods need, while staying clear of the well-known and registered low ports.
 PORT_WINDOW = 10_000
@@ -105,62 +100,6 @@ def _pdeathsig_preexec(parent_pid: int) -> Callable[[], None]:
             os._exit(1)
 
     return arm
-
-
-class Reaper:
-    """The engine's end of the reaper process (reaper.py): registers and forgets groups.
-
-    `remove`: a folder the reaper deletes once the engine is gone (the cluster's
-    temporary folder), so a SIGKILLed engine leaves no files either. Thread-safe: groups
-    are registered on the control-plane thread and may be forgotten from a closing one.
-    """
-
-    def __init__(self, python: str = sys.executable, remove: Path | None = None) -> None:
-        argv = [python, "-S", str(REAPER_PATH)]
-        if remove is not None:
-            argv += ["--remove", str(remove)]
-        self._lock = threading.Lock()
-        # Its own session, no PDEATHSIG: it must outlive the engine to do its work.
-        self._popen = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True, close_fds=True
-        )
-        assert self._popen.stdin is not None
-        self._fd = self._popen.stdin.fileno()  # pipes from Popen are close-on-exec: no pod inherits it
-
-    @property
-    def pid(self) -> int:
-        return self._popen.pid
-
-    def register(self, pgid: int) -> None:
-        self._send(f"+{pgid}\n")
-
-    def forget(self, pgid: int) -> None:
-        self._send(f"-{pgid}\n")
-
-    def close(self, timeout: float = REAPER_EXIT_TIMEOUT) -> None:
-        """End-of-file for the reaper, then wait for it; idempotent."""
-        with self._lock:
-            stdin = self._popen.stdin
-            if stdin is not None and not stdin.closed:
-                try:
-                    stdin.close()
-                except OSError:
-                    pass  # the reaper is already gone
-        try:
-            self._popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self._popen.kill()
-            self._popen.wait()
-
-    def _send(self, line: str) -> None:
-        with self._lock:
-            stdin = self._popen.stdin
-            if stdin is None or stdin.closed:
-                return
-            try:
-                os.write(self._fd, line.encode())  # one short write: atomic on a pipe, unbuffered
-            except OSError:
-                pass  # the reaper was killed from outside; PDEATHSIG and the shim remain
 
 
 class ManagedProcess:

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 
@@ -14,9 +15,9 @@ import pytest
 
 from chaoslab.cluster.sim.kubelet import APP_PATH
 from chaoslab.cluster.sim.processes import ManagedProcess, PortAllocator, spawn
-from chaoslab.cluster.sim.service import ServiceProxyProcess
+from chaoslab.cluster.sim.service import PortTaken, ServiceProxyProcess
 
-from tests.sim.helpers import get, poll_until
+from tests.sim.helpers import get, poll_until, workload
 
 
 @pytest.fixture
@@ -102,3 +103,34 @@ def test_connection_to_a_crashed_node_goes_silent_instead_of_closing(proxy, back
             connection.getresponse()
     finally:
         connection.close()
+
+
+def _listening_socket(port: int) -> socket.socket:
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.bind(("127.0.0.1", port))
+    holder.listen()
+    return holder
+
+
+def test_a_port_taken_before_the_proxy_binds_it_is_said_plainly(ports: PortAllocator) -> None:
+    port = ports.allocate()
+    with _listening_socket(port):  # another run on the machine got there first
+        with pytest.raises(PortTaken, match=f"127.0.0.1:{port} was taken"):
+            ServiceProxyProcess("web", port, seed=1, python=sys.executable, env=os.environ, log_path=None)
+
+
+def test_the_cluster_moves_its_service_to_another_port_when_one_is_taken(make_cluster) -> None:
+    cluster = make_cluster(nodes=1)
+    allocator = cluster._world.ports
+    taken = allocator.allocate()
+    handed_out = iter([taken])
+    real_allocate = allocator.allocate
+    # The race, made certain: the allocator hands out a port that is free when checked
+    # and bound by somebody else before the proxy binds it.
+    allocator.allocate = lambda: next(handed_out, None) or real_allocate()
+    with _listening_socket(taken):
+        deployment = cluster.deploy(workload(replicas=1))
+        cluster.wait_ready(deployment, timeout=30)
+        url = cluster.service_url(deployment)
+        assert not url.endswith(f":{taken}")
+        assert get(url).startswith("ok:")

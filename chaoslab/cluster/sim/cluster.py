@@ -38,7 +38,7 @@ from chaoslab.cluster.sim.controllers import ControlPlane, desired_healthy
 from chaoslab.cluster.sim.kubelet import Kubelet
 from chaoslab.cluster.sim.probes import Prober
 from chaoslab.cluster.sim.processes import PortAllocator, Reaper, describe_exit, tail
-from chaoslab.cluster.sim.service import ServiceProxyProcess
+from chaoslab.cluster.sim.service import PortTaken, ServiceProxyProcess
 from chaoslab.cluster.sim.state import (
     CONTAINER_RUNNING,
     CONTAINER_STOPPING,
@@ -74,6 +74,9 @@ TICK_SECONDS = 0.02
 CALL_TIMEOUT = 120.0
 # How often wait_ready looks at the cluster.
 READY_POLL_SECONDS = 0.05
+# How many free-looking ports the Service proxy tries when another process on the
+# machine binds each one first.
+SERVICE_PORT_ATTEMPTS = 5
 NAMESPACE = "sim"
 
 T = TypeVar("T")
@@ -109,7 +112,8 @@ class SimCluster:
 
     `clock` stamps events (wall-clock epoch seconds); `workdir` keeps pod and proxy
     logs (a temporary folder, removed on close, when None); `seed` makes pod names and
-    proxy balancing repeatable.
+    proxy balancing repeatable; `port_rng` picks the loopback ports (seeded from the
+    system's entropy when None).
     """
 
     def __init__(
@@ -119,6 +123,7 @@ class SimCluster:
         clock: Callable[[], float] = time.time,
         workdir: Path | None = None,
         seed: int = 0,
+        port_rng: random.Random | None = None,
     ) -> None:
         self.spec = spec
         self._clock = clock
@@ -142,7 +147,13 @@ class SimCluster:
         # removes the temporary folder if the engine is killed.
         reaper = Reaper(remove=[self.workdir] if self._tmp is not None else [])
         self._world = World(
-            timings=timings, events=EventLog(clock), nodes=nodes, ports=PortAllocator(self._rng), reaper=reaper
+            timings=timings,
+            events=EventLog(clock),
+            nodes=nodes,
+            # Not from `seed`: two runs with the same seed on one machine would try the
+            # same ports in the same order and race for each.
+            ports=PortAllocator(port_rng if port_rng is not None else random.Random()),
+            reaper=reaper,
         )
         self._prober = Prober()
         base_env = dict(os.environ)
@@ -188,16 +199,7 @@ class SimCluster:
                     f"a deployment named {workload.name!r} already exists on the simulated cluster; "
                     "tear it down first or choose another workload.name"
                 )
-            port = self._world.ports.allocate()
-            service = ServiceProxyProcess(
-                workload.name,
-                port,
-                seed=self._rng.randrange(2**31),
-                python=sys.executable,
-                env=dict(os.environ),
-                log_path=self._log_dir / f"service-{workload.name}.log",
-                reaper=self._world.reaper,
-            )
+            service = self._start_service(workload.name, seed=self._rng.randrange(2**31))
             with self._world.lock:
                 self._services[workload.name] = service
                 self._world.deployments[workload.name] = SimDeployment(
@@ -213,6 +215,30 @@ class SimCluster:
             return Deployment(name=workload.name, namespace=NAMESPACE, replicas=workload.replicas)
 
         return self._call(create)
+
+    def _start_service(self, name: str, seed: int) -> ServiceProxyProcess:
+        """The Service's proxy on a free port; another port when a process elsewhere on
+        the machine takes the chosen one before the proxy binds it."""
+        for attempt in range(1, SERVICE_PORT_ATTEMPTS + 1):
+            port = self._world.ports.allocate()
+            try:
+                return ServiceProxyProcess(
+                    name,
+                    port,
+                    seed=seed,
+                    python=sys.executable,
+                    env=dict(os.environ),
+                    log_path=self._log_dir / f"service-{name}.log",
+                    reaper=self._world.reaper,
+                )
+            except PortTaken:
+                if attempt == SERVICE_PORT_ATTEMPTS:
+                    raise
+            except ClusterError:
+                self._world.ports.release(port)
+                raise
+            # Not released after PortTaken: that port belongs to somebody else now.
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def wait_ready(self, deployment: Deployment, timeout: float) -> None:
         """Block until the Service routes to exactly the desired number of ready pods.

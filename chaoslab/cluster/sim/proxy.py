@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import random
 import signal
@@ -44,6 +45,8 @@ Address = tuple[str, int]
 # Listen backlog: a Linux default somaxconn (4096) is what a node offers; 1024 is plenty
 # for one simulated Service and avoids SYN retransmits when many clients start at once.
 LISTEN_BACKLOG = 1024
+# The first line the proxy writes when its port was taken before it could bind it.
+PORT_IN_USE = "port-in-use"
 # SO_LINGER on, 0 s: close() sends RST instead of FIN, like a refused or reset backend.
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
@@ -254,7 +257,16 @@ class ServiceProxy:
 async def serve(host: str, port: int, seed: int) -> None:
     loop = asyncio.get_running_loop()
     proxy = ServiceProxy(host, port, random.Random(seed))
-    await proxy.bind()
+    try:
+        await proxy.bind()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        # Taken between the simulator's check and this bind (another run on the machine):
+        # said plainly, so the simulator picks another port.
+        sys.stdout.write(f"{PORT_IN_USE} {port}\n")
+        sys.stdout.flush()
+        return
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)

@@ -19,6 +19,9 @@ from chaoslab.cluster.sim.processes import ManagedProcess, Reaper, describe_exit
 from chaoslab.errors import ClusterError
 
 PROXY_PATH = Path(__file__).with_name("proxy.py")
+# proxy.py's first line when its port was taken (proxy.py runs as a script with -S, so
+# the word is repeated there rather than imported).
+PORT_IN_USE = "port-in-use"
 # How long the proxy may take to start listening (interpreter start is ~50 ms; a busy
 # 2-core machine can be 20x slower).
 PROXY_START_TIMEOUT = 15.0
@@ -27,6 +30,10 @@ PROXY_START_TIMEOUT = 15.0
 PROXY_ACK_TIMEOUT = 2.0
 
 Address = tuple[str, int]
+
+
+class PortTaken(ClusterError):
+    """Another process bound the proxy's port between the check and the bind: try another."""
 
 
 class ServiceProxyProcess:
@@ -59,6 +66,9 @@ class ServiceProxyProcess:
         except OSError as exc:
             raise ClusterError(f"could not start the service proxy for {name!r}: {exc}") from exc
         line = self._read_line(PROXY_START_TIMEOUT)
+        if line.startswith(PORT_IN_USE):
+            self.stop()
+            raise PortTaken(f"127.0.0.1:{port} was taken before the service proxy for {name!r} could bind it")
         if not line.startswith("ready"):
             self.stop()
             raise ClusterError(

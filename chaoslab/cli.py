@@ -100,6 +100,7 @@ def validate(files: Sequence[Path]) -> None:
                     _ERR.print(f"[red]error[/red] {escape(str(problem))}", markup=True, highlight=False)
                 continue
             _OUT.print(f"ok {path}: {plan.points} point(s) x {plan.experiment.trials} trial(s)")
+            _print_warnings(plan.warnings)
         return EXIT_USAGE if failed else 0
 
     _guarded(body)

@@ -323,7 +323,7 @@ class ControlPlane:
                     pod.name,
                     node=node.name,
                     reason="TaintManagerEviction",
-                    detail=f"taint={taint} removed ({reason})",
+                    detail=f"taint={taint} cause={reason}",
                 )
 
     def taint_manager(self, now: float) -> None:

@@ -430,10 +430,11 @@ class Kubelet:
         """The node is back: heartbeat, Ready=True, containers resumed or restarted."""
         was = self.node.state
         self.node.state = NODE_UP
-        for pod in self.world.pods_on(self.node.name):
-            # A frozen kubelet re-learns readiness from fresh probes: what it believed
-            # before the freeze says nothing about now.
-            pod.kubelet_ready = pod.ready
+        if was == NODE_HUNG:
+            for pod in self.world.pods_on(self.node.name):
+                # A frozen kubelet re-learns readiness from fresh probes: what it believed
+                # before the freeze says nothing about now. (A crash already forgot it.)
+                pod.kubelet_ready = pod.ready
         self._heartbeat(now)
         for pod in self.world.pods_on(self.node.name):
             if was == NODE_HUNG and pod.process is not None:

@@ -37,6 +37,13 @@ from chaoslab.spec import MeasureSpec
 # the noise of 100 ms buckets (a handful of requests each), short enough that a 2-3 s
 # outage still shows its full depth.
 THROUGHPUT_SMOOTHING_S = 1.0
+# A throughput dip is put down to the load itself (`dip_in_the_load`) only when it is
+# deep enough to matter (a fifth of the throughput: shallower dips are the noise of a
+# few dozen requests per second) and no request in flight during its lowest second took
+# longer than a tenth of that second: clients held that briefly were not kept from
+# sending by the service.
+LOAD_PACED_MIN_DIP = 0.2
+LOAD_PACED_MAX_IN_FLIGHT_MS = 100.0
 # Bootstrap resamples for the 95 % confidence interval of a median: 2000 gives CI bounds
 # stable to well under the spread of a handful of trials, in a few milliseconds.
 BOOTSTRAP_RESAMPLES = 2000
@@ -92,6 +99,9 @@ SUMMARY_COLUMNS = (
     "throughput_before_rps",
     "throughput_min_rps",
     "throughput_dip",
+    "throughput_sent_at_min_rps",
+    "throughput_failed_at_min",
+    "throughput_slowest_at_min_ms",
     "desired_replicas",
     "replacement_pod",
     *PHASE_COLUMNS,
@@ -468,11 +478,20 @@ class ThroughputDip:
     min_rps: the lowest 1 s rolling successful requests/s in the fault window.
     dip: 1 - min_rps / before_rps, a fraction in [0, 1] (0: no dip; 1: nothing succeeded
     for a whole second). NaN when either side has no complete second of data.
+    What the clients did in that lowest second (bucketed by start time, so these are
+    the requests they SENT then):
+    sent_at_min_rps: requests/s sent in it, failed or not.
+    failed_at_min: failed requests sent in it or in the second before it.
+    slowest_at_min_ms: the slowest successful request in flight during it (started in
+    it or before it and still running), ms; NaN when no request was.
     """
 
     before_rps: float
     min_rps: float
     dip: float
+    sent_at_min_rps: float = math.nan
+    failed_at_min: float = math.nan
+    slowest_at_min_ms: float = math.nan
 
 
 def throughput_dip(
@@ -498,12 +517,43 @@ def _rolling_rate(buckets: Buckets, window: slice) -> np.ndarray:
 
 def _throughput_dip(buckets: Buckets, before_start: float, fault_ts: float, window_end: float) -> ThroughputDip:
     before = _rolling_rate(buckets, buckets.window(before_start, fault_ts))
-    during = _rolling_rate(buckets, buckets.window(fault_ts, window_end))
+    fault_window = buckets.window(fault_ts, window_end)
+    during = _rolling_rate(buckets, fault_window)
     before_rps = float(np.median(before)) if len(before) else math.nan
     min_rps = float(during.min()) if len(during) else math.nan
     if math.isnan(before_rps) or math.isnan(min_rps) or before_rps <= 0:
         return ThroughputDip(before_rps, min_rps, math.nan)
-    return ThroughputDip(before_rps, min_rps, float(np.clip(1.0 - min_rps / before_rps, 0.0, 1.0)))
+    m = max(1, round(THROUGHPUT_SMOOTHING_S / buckets.bucket))
+    lowest = fault_window.start + int(np.argmin(during))
+    sent = float(buckets.requests[lowest : lowest + m].sum()) / (m * buckets.bucket)
+    failed = float(buckets.failures[max(0, lowest - m) : lowest + m].sum())
+    # A request started in bucket j (at the latest at its end) lasting max_ms overlaps
+    # the lowest second if it was still running when that second began.
+    start = buckets.ts[lowest]
+    upto = slice(0, lowest + m)
+    overlapping = (buckets.ts[upto] + buckets.bucket + np.nan_to_num(buckets.max[upto], nan=0.0) / 1000.0) > start
+    in_flight = buckets.max[upto][overlapping]
+    slowest = float(np.nanmax(in_flight)) if np.isfinite(in_flight).any() else math.nan
+    return ThroughputDip(
+        before_rps, min_rps, float(np.clip(1.0 - min_rps / before_rps, 0.0, 1.0)), sent, failed, slowest
+    )
+
+
+def dip_in_the_load(dip: float, failed_at_min: float, slowest_at_min_ms: float) -> bool:
+    """Whether a throughput dip (see `ThroughputDip`) was the clients not sending rather
+    than the service failing or holding them: deep (at least LOAD_PACED_MIN_DIP), no
+    request failed in or just before its lowest second, and none in flight then took
+    longer than LOAD_PACED_MAX_IN_FLIGHT_MS. Closed-loop clients (a Locust user sends
+    its next request only after the previous answer, its sleeps and its wait_time) do
+    this when many pause together: users started at once finish a long task at once.
+    False when any input is missing.
+    """
+    if any(math.isnan(value) for value in (dip, failed_at_min)):
+        return False
+    if dip < LOAD_PACED_MIN_DIP or failed_at_min > 0:
+        return False
+    # No request in flight at all in that second is the most idle a client can be.
+    return math.isnan(slowest_at_min_ms) or slowest_at_min_ms <= LOAD_PACED_MAX_IN_FLIGHT_MS
 
 
 # --- time series for charts ------------------------------------------------------------
@@ -1021,6 +1071,9 @@ def _fault_metrics(
         throughput_before_rps=dip.before_rps,
         throughput_min_rps=dip.min_rps,
         throughput_dip=dip.dip,
+        throughput_sent_at_min_rps=dip.sent_at_min_rps,
+        throughput_failed_at_min=dip.failed_at_min,
+        throughput_slowest_at_min_ms=dip.slowest_at_min_ms,
     )
     if len(phases):
         # The fault is over when its last pod is back: report that pod's phases.
@@ -1083,7 +1136,9 @@ def summary_table(run: RunData) -> pd.DataFrame:
       (from the fault until both time to recover and capacity recovery have passed, at
       least one SLO window; the whole fault window if it never recovered), p*_ms_after
       (the rest of the fault window). See `latency_percentiles` for the approximation.
-    - throughput_before_rps, throughput_min_rps, throughput_dip: see `throughput_dip`.
+    - throughput_before_rps, throughput_min_rps, throughput_dip: see `throughput_dip`;
+      throughput_sent_at_min_rps, throughput_failed_at_min, throughput_slowest_at_min_ms:
+      what the clients did in the dip's lowest second (`ThroughputDip`).
     - desired_replicas, replacement_pod and phase_*_s: the pod that came back last and its
       recovery phases (see `recovery_phases`).
     - status: the trial's status (completed, failed, aborted, running).
@@ -1169,6 +1224,49 @@ def trial_outcomes(summary: pd.DataFrame) -> pd.DataFrame:
         out[metric] = values.groupby(summary["trial"], sort=False).agg(how)
     out["faults"] = has_fault.groupby(summary["trial"], sort=False).sum()
     return out.reset_index()
+
+
+def throughput_dip_notes(summary: pd.DataFrame) -> list[str]:
+    """What a reader must know beside the throughput dip, one sentence per sweep point
+    (in order of appearance) whose worst dip, in at least one trial, was in the load
+    itself (`dip_in_the_load`). The numbers are those of the trial with the deepest such
+    dip: before and lowest successful requests/s, the requests the clients sent and
+    failed then, and the slowest request in flight. Empty when no dip qualifies.
+    """
+    needed = {"label", "trial", "throughput_dip", "throughput_failed_at_min", "throughput_slowest_at_min_ms"}
+    if not len(summary) or not needed <= set(summary.columns):
+        return []
+    rows = summary[summary["fault_id"].notna() & summary["throughput_dip"].notna()]
+    if not len(rows):
+        return []
+    # Each trial's worst dip, as `trial_outcomes` reduces it.
+    worst = rows.loc[rows.groupby("trial", sort=False)["throughput_dip"].idxmax()]
+    notes = []
+    for label, group in worst.groupby("label", sort=False):
+        trials = len(group)
+        paced = group[
+            [
+                dip_in_the_load(float(r.throughput_dip), float(r.throughput_failed_at_min), float(r.throughput_slowest_at_min_ms))
+                for r in group.itertuples()
+            ]
+        ]
+        if not len(paced):
+            continue
+        row = paced.loc[paced["throughput_dip"].idxmax()]
+        slowest = float(row["throughput_slowest_at_min_ms"])
+        in_flight = "no request was in flight then" if math.isnan(slowest) else f"the slowest request in flight then took {slowest:.0f} ms"
+        notes.append(
+            f"{label}: the throughput dip is the load pausing, not the service ({len(paced)} of {trials} "
+            f"trial{'s' if trials != 1 else ''}). In trial {row['trial']}, after {row['fault_id']} ({row['action']}), "
+            f"successful requests fell from {float(row['throughput_before_rps']):.0f}/s to "
+            f"{float(row['throughput_min_rps']):.0f}/s ({float(row['throughput_dip']):.0%}) in the lowest second, "
+            f"but the clients sent only {float(row['throughput_sent_at_min_rps']):.0f} requests/s in it, none failed "
+            f"in it or the second before, and {in_flight}: the service answered every request it got, "
+            "the users were not sending. Locust users are closed-loop: each sends its next request only "
+            "after the previous answer, its sleeps and its wait_time, so users that started together and "
+            "finish a long task together pause together. Run the same load without the fault to see its own rhythm."
+        )
+    return notes
 
 
 def comparison_table(summary: pd.DataFrame, sweep_paths: Sequence[str], rng: np.random.Generator) -> pd.DataFrame:

@@ -100,6 +100,7 @@ def validate(files: Sequence[Path]) -> None:
                     _ERR.print(f"[red]error[/red] {escape(str(problem))}", markup=True, highlight=False)
                 continue
             _OUT.print(f"ok {path}: {plan.points} point(s) x {plan.experiment.trials} trial(s)")
+            _print_warnings(plan.warnings)
         return EXIT_USAGE if failed else 0
 
     _guarded(body)
@@ -206,6 +207,7 @@ def _run_plan(
 
 
 def _print_outcome(outcome: Any) -> None:
+    from chaoslab.analysis import throughput_dip_notes
     from chaoslab.report import KEY_NUMBERS
 
     comparison = outcome.comparison
@@ -221,6 +223,9 @@ def _print_outcome(outcome: Any) -> None:
             cells += [fmt(row[column]) for _, column, fmt in shown]
             table.add_row(*cells)
         _OUT.print(table)
+    if outcome.summary is not None:
+        for note in throughput_dip_notes(outcome.summary):
+            _OUT.print(f"throughput dip: {note}", markup=False, highlight=False)
     _OUT.print(f"results: {outcome.run_dir}")
     if outcome.report_html:
         _OUT.print(f"report:  {outcome.report_html}")

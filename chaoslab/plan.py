@@ -296,9 +296,45 @@ def trial_seconds(experiment: Experiment) -> float:
 def plan_warnings(experiment: Experiment) -> list[str]:
     """Things about one resolved experiment that will surprise whoever reads the results."""
     warnings: list[str] = []
+    warnings += _timing_warnings(experiment)
     warnings += _workload_warnings(experiment)
     warnings += _fault_warnings(experiment)
     return warnings
+
+
+# kube-controller-manager --node-monitor-grace-period "must be N times more than kubelet's
+# nodeStatusUpdateFrequency, where N means number of retries allowed for kubelet to post
+# node status" (cmd/kube-controller-manager/app/options/nodelifecyclecontroller.go). N = 4:
+# the ratio of the upstream defaults until v1.31 (40 s / 10 s); v1.32+ ships 5 (50 s / 10 s).
+GRACE_HEARTBEATS = 4
+
+
+def _timing_warnings(experiment: Experiment) -> list[str]:
+    if experiment.cluster.backend != "sim":
+        return []
+    timings = experiment.cluster.sim.timings
+    grace, heartbeat = timings.node_monitor_grace_period, timings.node_heartbeat_period
+    if grace >= GRACE_HEARTBEATS * heartbeat:
+        return []
+    field = "cluster.sim.timings.nodeMonitorGracePeriod"
+    if grace < heartbeat:
+        consequence = (
+            "shorter than one heartbeat, so every node goes Unknown between two heartbeats and back "
+            "to Ready at the next: nodes flap for the whole trial, their pods leave and rejoin the "
+            "Service, and while all are Unknown at once nothing is evicted (full disruption)"
+        )
+    else:
+        missed = int(grace // heartbeat)
+        consequence = (
+            f"a healthy node goes Unknown, and its pods leave the Service, as soon as it misses "
+            f"{missed} heartbeat{'s' if missed != 1 else ''} in a row"
+        )
+    return [
+        f"{field} ({format_duration(grace)}) is less than {GRACE_HEARTBEATS} x nodeHeartbeatPeriod "
+        f"({format_duration(heartbeat)}): {consequence}. kube-controller-manager asks for a "
+        f"multiple of the kubelet's status interval; set it to at least {format_duration(GRACE_HEARTBEATS * heartbeat)} "
+        f"(default {format_duration(50.0)})"
+    ]
 
 
 def _workload_warnings(experiment: Experiment) -> list[str]:

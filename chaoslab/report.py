@@ -225,7 +225,7 @@ def build_comparison(run_dirs: Sequence[Path], out_dir: Path, *, images: bool = 
         slots,
         notes,
         images,
-        lambda notes, paths: _comparison_page(runs, labels, comparison, verdict, slots, notes, paths),
+        lambda notes, paths: _comparison_page(runs, labels, summary, comparison, verdict, slots, notes, paths),
     )
     return ReportResult(html_path, chart_paths, summary, comparison, verdict, all_notes)
 
@@ -613,6 +613,12 @@ def _key_numbers_html(comparison: pd.DataFrame, colors: Mapping[str, str]) -> st
     return f"<table>{head}{''.join(body)}</table>{caption}"
 
 
+def _dip_notes_html(summary: pd.DataFrame) -> str:
+    """Beside the throughput dip: when it was the clients not sending (analysis.throughput_dip_notes)."""
+    notes = analysis.throughput_dip_notes(summary)
+    return "".join(f"<p class=\"note dip\"><b>Throughput dip:</b> {html.escape(note)}</p>" for note in notes)
+
+
 _TRIAL_COLUMNS = (
     ("trial", "trial", str),
     ("sweep point", "label", str),
@@ -679,6 +685,7 @@ def _run_page(
         _warnings_html(notes),
         "<h2>Key numbers</h2>",
         _key_numbers_html(comparison, colors),
+        _dip_notes_html(summary),
         _trials_html(summary),
         _charts_html(slots, chart_paths),
         "<h2>Experiment</h2>",
@@ -693,6 +700,7 @@ def _run_page(
 def _comparison_page(
     runs: Sequence[RunData],
     labels: Sequence[str],
+    summary: pd.DataFrame,
     comparison: pd.DataFrame,
     verdict: analysis.Verdict,
     slots: Sequence[ChartSlot],
@@ -728,6 +736,7 @@ def _comparison_page(
         _warnings_html(notes),
         "<h2>Key numbers, side by side</h2>",
         _key_numbers_html(comparison, colors),
+        _dip_notes_html(summary),
         _charts_html(slots, chart_paths),
         "<h2>The runs</h2>",
         facts,

@@ -35,9 +35,12 @@ class EventKind(str, Enum):
     POD_TERMINATING = "pod_terminating"  # deletion started (grace period running)
     POD_DELETED = "pod_deleted"  # the pod object is gone
     POD_EVICTED = "pod_evicted"  # taint manager or drain eviction
+    # The taint manager cancelled a pod's pending NoExecute eviction: its node is
+    # Ready again and the taint was removed (upstream event "Cancelling deletion of Pod").
+    POD_EVICTION_CANCELLED = "pod_eviction_cancelled"
     ENDPOINT_ADDED = "endpoint_added"  # the Service routes to this pod now
     ENDPOINT_REMOVED = "endpoint_removed"  # the Service no longer routes to this pod
-    NODE_READY = "node_ready"  # node Ready=True
+    NODE_READY = "node_ready"  # node Ready=True (registered, or its kubelet posts status again)
     NODE_NOT_READY = "node_not_ready"  # node Ready=False or Unknown (detail says which)
     NODE_TAINTED = "node_tainted"  # detail: the taint, e.g. node.kubernetes.io/unreachable:NoExecute
     NODE_UNTAINTED = "node_untainted"

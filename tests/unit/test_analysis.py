@@ -530,3 +530,55 @@ def test_point_labels_are_short_and_unambiguous() -> None:
     pdb = "workload.podDisruptionBudget"
     assert analysis.point_label({pdb: {"minAvailable": 1}}, [pdb]) == "podDisruptionBudget={minAvailable: 1}"
     assert analysis.point_label({pdb: None}, [pdb]) == "podDisruptionBudget=none"
+
+
+# --- a dip in the load itself (issue 11) -------------------------------------------------
+
+
+def _paused_load() -> tuple[np.ndarray, np.ndarray]:
+    """30 requests/s, then for 1.5 s from 12 s only 7/s sent, all served: the clients paused."""
+    requests = np.tile([3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0], round(DURATION))
+    requests[seconds(12, 13.5)] = [1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+    return requests, np.zeros_like(requests)
+
+
+def test_the_dip_records_what_the_clients_sent_failed_and_waited_for_in_its_lowest_second() -> None:
+    requests, failures = _paused_load()
+    dip = analysis.throughput_dip(load_frame(requests, failures, top=26.0), T0, T0 + 10, T0 + DURATION, bucket=BUCKET)
+    assert dip.before_rps == pytest.approx(30.0)
+    assert dip.min_rps == pytest.approx(dip.sent_at_min_rps)  # all that was sent was served
+    assert dip.min_rps < 10 and dip.failed_at_min == 0 and dip.slowest_at_min_ms == pytest.approx(26.0)
+    assert analysis.dip_in_the_load(dip.dip, dip.failed_at_min, dip.slowest_at_min_ms)
+
+
+def test_a_dip_with_failures_or_clients_held_by_the_service_is_not_put_down_to_the_load() -> None:
+    requests, failures = _paused_load()
+    failures[seconds(11.5, 11.6)] = 1  # one failure in the second before the lowest one
+    dip = analysis.throughput_dip(load_frame(requests, failures), T0, T0 + 10, T0 + DURATION, bucket=BUCKET)
+    assert dip.failed_at_min == 1
+    assert not analysis.dip_in_the_load(dip.dip, dip.failed_at_min, dip.slowest_at_min_ms)
+    # Every request took 900 ms: users waited on the service, they did not pause.
+    requests, failures = _paused_load()
+    held = analysis.throughput_dip(load_frame(requests, failures, top=900.0), T0, T0 + 10, T0 + DURATION, bucket=BUCKET)
+    assert held.slowest_at_min_ms == pytest.approx(900.0)
+    assert not analysis.dip_in_the_load(held.dip, held.failed_at_min, held.slowest_at_min_ms)
+    # A shallow dip says nothing either way.
+    assert not analysis.dip_in_the_load(0.1, 0.0, 5.0)
+    assert not analysis.dip_in_the_load(float("nan"), 0.0, 5.0)
+
+
+def test_the_summary_notes_a_dip_in_the_load_with_its_numbers_beside_the_dip() -> None:
+    requests, failures = _paused_load()
+    paused = load_frame(requests, failures, top=26.0)
+    outage_requests, outage_failures = steady(3)
+    outage_failures[seconds(12, 13)] = 3
+    outage = load_frame(outage_requests, outage_failures)
+    no_events = events_frame([])
+    run = make_run([(1, 1, paused, no_events, [10.0]), (2, 1, outage, no_events, [10.0])])
+    summary = analysis.summary_table(run)
+    (note,) = analysis.throughput_dip_notes(summary)
+    assert note.startswith("replicas=1: the throughput dip is the load pausing, not the service (1 of 1 trial)")
+    row = summary.iloc[0]
+    assert f"to {row['throughput_min_rps']:.0f}/s ({row['throughput_dip']:.0%})" in note
+    assert f"sent only {row['throughput_sent_at_min_rps']:.0f} requests/s" in note and "26 ms" in note
+    assert summary.iloc[1]["throughput_dip"] == pytest.approx(1.0)  # the outage: no note for it

@@ -54,3 +54,19 @@ def test_report_of_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     result = _cli("report", str(tmp_path / "missing"))
     assert result.returncode == EXIT_INPUT
     assert str(tmp_path / "missing") in result.stderr and "Traceback" not in result.stderr
+
+
+def test_validate_and_dry_run_warn_about_a_grace_period_shorter_than_the_heartbeat(tmp_path: Path) -> None:
+    path = tmp_path / "flapping.yaml"
+    path.write_text(
+        "name: flapping\n"
+        "cluster: {backend: sim, sim: {timings: {nodeMonitorGracePeriod: 4s}}}\n"
+        "workload: {replicas: 2, readinessProbe: {httpGet: {path: /readyz}}}\n"
+    )
+    expected = "nodeMonitorGracePeriod (4s) is less than 4 x nodeHeartbeatPeriod (10s)"
+    validated = _cli("validate", str(path))
+    assert validated.returncode == 0, validated.stderr
+    assert f"ok {path}" in validated.stdout and expected in validated.stderr.replace("\n", " ")
+    planned = _cli("run", str(path), "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    assert expected in planned.stdout.replace("\n", " ")

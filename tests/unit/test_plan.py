@@ -334,3 +334,29 @@ def test_render_plan_shortens_long_fault_schedules() -> None:
     text = render_plan(build_plan(exp))
     assert "f0.58" in text and "f0.59" not in text
     assert "more" in text
+
+
+# --- node timings (issue 11) -----------------------------------------------------------
+
+
+def _sim_timings(**timings: str) -> Experiment:
+    return experiment(cluster={"backend": "sim", "sim": {"timings": timings}})
+
+
+def test_a_grace_period_shorter_than_the_heartbeat_warns_that_nodes_flap() -> None:
+    (warning,) = [w for w in build_plan(_sim_timings(nodeMonitorGracePeriod="4s")).warnings if "nodeMonitorGracePeriod" in w]
+    assert "cluster.sim.timings.nodeMonitorGracePeriod (4s)" in warning
+    assert "4 x nodeHeartbeatPeriod (10s)" in warning and "flap" in warning
+    assert "at least 40s" in warning
+
+
+def test_a_grace_period_of_a_few_heartbeats_warns_how_many_may_be_missed() -> None:
+    plan = build_plan(_sim_timings(nodeMonitorGracePeriod="3s", nodeHeartbeatPeriod="1s"))
+    (warning,) = [w for w in plan.warnings if "nodeMonitorGracePeriod" in w]
+    assert "misses 3 heartbeats in a row" in warning and "flap" not in warning
+
+
+@pytest.mark.parametrize(("grace", "heartbeat"), [("40s", "10s"), ("50s", "10s"), ("2s", "0.5s")])
+def test_a_grace_period_of_four_heartbeats_or_more_does_not_warn(grace: str, heartbeat: str) -> None:
+    plan = build_plan(_sim_timings(nodeMonitorGracePeriod=grace, nodeHeartbeatPeriod=heartbeat))
+    assert not [w for w in plan.warnings if "nodeMonitorGracePeriod" in w]

@@ -14,7 +14,8 @@ Layout (data flows one way: spec -> SimCluster -> components -> processes):
   state.py        the shared state (what the API server stores + each machine's reality)
                   and the ordered event log
   controllers.py  scheduler, ReplicaSet, Endpoints, node lifecycle + taint manager, drain
-  kubelet.py      per node: heartbeats, container start/restart with CrashLoopBackOff,
+  kubelet.py      per node: heartbeats and status sync (a node marked Unknown is Ready
+                  again at its next heartbeat), container start/restart with CrashLoopBackOff,
                   readiness/liveness probes, graceful termination, crash/hang/boot
   probes.py       kubelet HTTP probes on a thread pool (a hung pod never stalls the loop)
   service.py      starts a Service proxy process and feeds it endpoint lists

@@ -24,6 +24,15 @@ sim's charts teach the lessons a real cluster would:
   tolerationSeconds runs out. Zone states as upstream for a single zone: no Ready node
   at all (FullDisruption) removes the NoExecute taints and halts eviction; >= 55 % and
   more than 2 nodes NotReady (PartialDisruption, small cluster) stops new taints.
+  A node comes back when its kubelet posts Ready=True again (kubelet.py): the NoSchedule
+  taint goes at once (doNoScheduleTaintingPass is watch driven), the NoExecute one at
+  the next monitor pass (processTaintBaseEviction -> markNodeAsReachable, which also
+  drops the node from the tainting queue), and with it every pending eviction of its
+  pods (the taint eviction controller's handleNodeUpdate: pod_eviction_cancelled).
+  So a node whose heartbeats outlast the grace period flaps: Unknown at a monitor pass,
+  Ready at its next heartbeat, each time with its events (node_not_ready, node_tainted,
+  pod_not_ready; node_ready, node_untainted, pod_ready). Pods the controller marked
+  NotReady come back when the kubelet syncs their status (kubelet.py).
 - Drain (kubectl drain): cordon, then evict every pod through the eviction API, which
   refuses while the PodDisruptionBudget allows no disruption; refused evictions are
   retried every `drain_retry_interval` (kubectl: 5 s) until the drain's timeout.
@@ -286,7 +295,7 @@ class ControlPlane:
         )
         self._taint(node, TAINT_UNREACHABLE_NO_SCHEDULE, reason="NodeLifecycleController")
         for pod in self.world.pods_on(node.name):
-            self.world.set_ready(pod, False, now, reason="NodeStatusUnknown")
+            self.world.mark_not_ready(pod, now, reason="NodeStatusUnknown")
 
     def _taint(self, node: SimNode, taint: str, reason: str) -> None:
         if taint in node.taints:
@@ -298,11 +307,24 @@ class ControlPlane:
         if taint not in node.taints:
             return
         node.taints.remove(taint)
+        self.world.emit(EventKind.NODE_UNTAINTED, "node", node.name, node=node.name, reason=reason, detail=taint)
         if taint == TAINT_UNREACHABLE_NO_EXECUTE:
             node.no_execute_since = None
+            # The taint eviction controller: no NoExecute taint left, so every pending
+            # eviction of the node's pods is cancelled (handleNodeUpdate, with the event
+            # "Cancelling deletion of Pod" for each one that was scheduled).
             for pod in self.world.pods_on(node.name):
+                if pod.eviction_due is None:
+                    continue
                 pod.eviction_due = None
-        self.world.emit(EventKind.NODE_UNTAINTED, "node", node.name, node=node.name, reason=reason, detail=taint)
+                self.world.emit(
+                    EventKind.POD_EVICTION_CANCELLED,
+                    "pod",
+                    pod.name,
+                    node=node.name,
+                    reason="TaintManagerEviction",
+                    detail=f"taint={taint} cause={reason}",
+                )
 
     def taint_manager(self, now: float) -> None:
         for pod in self.world.all_pods():

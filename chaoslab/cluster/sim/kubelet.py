@@ -4,8 +4,16 @@ Why it exists: recovery after a pod or container fault is mostly kubelet behavio
 (start latency, probes, restart back-off, graceful termination), so it is modelled with
 upstream semantics rather than approximated:
 
-- Heartbeat: while the node is up the kubelet renews its Lease every
-  `node_heartbeat_period` (default 10 s); a crashed or hung node stops renewing.
+- Heartbeat and status: while the node is up the kubelet renews its Lease and syncs its
+  node status every `node_heartbeat_period` (upstream: Lease renewal and
+  nodeStatusUpdateFrequency, both 10 s); a crashed or hung node stops. When the API
+  says the node is not Ready (the node-lifecycle controller set Ready=Unknown after a
+  missed heartbeat) the kubelet's next status sync posts Ready=True again (reason
+  KubeletReady, "kubelet is posting ready status"), so a grace period shorter than the
+  heartbeat makes nodes flap between Unknown and Ready, as upstream. At the same sync
+  its status manager writes back the Ready condition of pods the controller marked
+  NotReady (MarkPodsNotReady) while the kubelet still finds them ready (upstream:
+  status manager reconcile, syncPeriod 10 s).
 - Start: a pod bound to the node starts `pod_start_delay` after binding (sandbox +
   container creation; a sim choice, 0.5 s). Restarts in place reuse the sandbox and
   start as soon as the back-off allows.
@@ -54,6 +62,12 @@ from chaoslab.cluster.sim.state import (
     World,
 )
 
+# The Ready condition's reason when the kubelet posts it (upstream nodestatus.ReadyCondition).
+NODE_READY_REASON = "KubeletReady"
+# Reason on a pod Ready condition the kubelet's status manager wrote back after the
+# node-lifecycle controller had marked the pod NotReady (a sim label: upstream writes
+# the kubelet's cached status without a reason).
+POD_STATUS_SYNC_REASON = "KubeletStatusSync"
 APP_PATH = Path(__file__).with_name("app.py")
 SHIM_PATH = Path(__file__).with_name("shim.py")
 # Kubernetes expands $(VAR) in command and args from the container's environment.
@@ -142,13 +156,26 @@ class Kubelet:
         if node.state != NODE_UP:
             return
         if now >= node.next_heartbeat:
-            node.last_heartbeat = now
-            node.next_heartbeat = now + self.world.timings.node_heartbeat_period
+            self._heartbeat(now)
         relist = now >= self._next_relist
         if relist:
             self._next_relist = now + self.world.timings.pleg_relist_period
         for pod in self.world.pods_on(node.name):
             self.sync_pod(pod, now, relist=relist)
+
+    def _heartbeat(self, now: float) -> None:
+        """Renew the Lease, post the node's status, reconcile the pods' Ready conditions."""
+        node = self.node
+        node.last_heartbeat = now
+        node.next_heartbeat = now + self.world.timings.node_heartbeat_period
+        if node.ready != "True":
+            node.ready = "True"
+            self.world.emit(
+                EventKind.NODE_READY, "node", node.name, node=node.name, reason=NODE_READY_REASON, detail="status=True"
+            )
+        for pod in self.world.pods_on(node.name):
+            if pod.kubelet_ready and not pod.ready and not pod.terminating:
+                self.world.set_ready(pod, True, now, reason=POD_STATUS_SYNC_REASON)
 
     def sync_pod(self, pod: SimPod, now: float, *, relist: bool = True) -> None:
         """Act on one pod. `relist`: whether this sync sees container deaths, which the
@@ -341,9 +368,11 @@ class Kubelet:
             tracker.successes = 0
             tracker.last_failure = result.reason
         if kind == "readiness":
-            if result.ok and not pod.ready and tracker.successes >= spec.success_threshold:
+            # Transitions of the kubelet's own view: a Ready condition the node-lifecycle
+            # controller overwrote is put back by the status sync (_heartbeat), not here.
+            if result.ok and not pod.kubelet_ready and tracker.successes >= spec.success_threshold:
                 self.world.set_ready(pod, True, now, reason="ReadinessProbe")
-            elif not result.ok and pod.ready and tracker.failures >= spec.failure_threshold:
+            elif not result.ok and pod.kubelet_ready and tracker.failures >= spec.failure_threshold:
                 self.world.set_ready(
                     pod, False, now, reason="ReadinessProbe", detail=f"error={result.reason}"
                 )
@@ -370,6 +399,7 @@ class Kubelet:
                 continue
             status = pod.process.kill()
             pod.process = None
+            pod.kubelet_ready = False  # the kubelet's memory goes with the machine
             pod.container = CONTAINER_WAITING
             pod.start_due = None
             pod.readiness = None
@@ -401,11 +431,12 @@ class Kubelet:
         """The node is back: heartbeat, Ready=True, containers resumed or restarted."""
         was = self.node.state
         self.node.state = NODE_UP
-        self.node.last_heartbeat = now
-        self.node.next_heartbeat = now + self.world.timings.node_heartbeat_period
-        if self.node.ready != "True":
-            self.node.ready = "True"
-            self.world.emit(EventKind.NODE_READY, "node", self.node.name, node=self.node.name, detail="status=True")
+        if was == NODE_HUNG:
+            for pod in self.world.pods_on(self.node.name):
+                # A frozen kubelet re-learns readiness from fresh probes: what it believed
+                # before the freeze says nothing about now. (A crash already forgot it.)
+                pod.kubelet_ready = pod.ready
+        self._heartbeat(now)
         for pod in self.world.pods_on(self.node.name):
             if was == NODE_HUNG and pod.process is not None:
                 pod.process.signal_group(signal.SIGCONT)

@@ -113,8 +113,11 @@ class SimPod:
     last_exit: str = ""
     stop_deadline: float | None = None
     stop_reason: str = ""
-    # readiness
+    # readiness: `ready` is the API's Ready condition; `kubelet_ready` what the kubelet
+    # itself last decided (probes, container state). They differ after the node-lifecycle
+    # controller's MarkPodsNotReady, until the kubelet's status sync writes its own again.
     ready: bool = False
+    kubelet_ready: bool = False
     ready_since: float | None = None
     readiness: ProbeTracker | None = None
     liveness: ProbeTracker | None = None
@@ -231,7 +234,17 @@ class World:
     # --- what the API server does when a component writes ------------------------------
 
     def set_ready(self, pod: SimPod, ready: bool, now: float, reason: str = "", detail: str = "") -> None:
-        """Flip the pod's Ready condition (no-op when unchanged)."""
+        """The kubelet's write: its own view of the pod's readiness, and the Ready
+        condition with it (the condition's event only when it changes)."""
+        pod.kubelet_ready = ready
+        self._write_ready(pod, ready, now, reason, detail)
+
+    def mark_not_ready(self, pod: SimPod, now: float, reason: str) -> None:
+        """The node-lifecycle controller's write (upstream MarkPodsNotReady): the Ready
+        condition only; the kubelet, if it is alive, still believes what it believed."""
+        self._write_ready(pod, False, now, reason, "")
+
+    def _write_ready(self, pod: SimPod, ready: bool, now: float, reason: str, detail: str) -> None:
         if pod.ready == ready:
             return
         pod.ready = ready

@@ -6,10 +6,11 @@ import random
 
 from chaoslab.cluster.base import EventKind
 from chaoslab.cluster.kube import convert
-from chaoslab.cluster.kube.records import WatchExpired
+from chaoslab.cluster.kube.records import EventRecord, WatchExpired
 from chaoslab.cluster.kube.watches import (
     Causes,
     EventSink,
+    EventTracker,
     NodeTracker,
     PodTracker,
     ResourceWatcher,
@@ -207,3 +208,19 @@ def test_the_running_backend_resumes_after_410_on_every_watch(make_cluster, api:
     # Nothing is told twice.
     rows = [(e.kind, e.name) for e in log.events if e.kind is not EventKind.FAULT_INJECTED]
     assert len(rows) == len(set(rows))
+
+
+def _taint_manager_event(name: str, message: str) -> EventRecord:
+    return EventRecord(
+        name=name, namespace="ns", reason="TaintManagerEviction", message=message, object_kind="Pod", object_name="web-1"
+    )
+
+
+def test_a_cancelled_eviction_is_not_an_eviction() -> None:
+    # The taint eviction controller's two messages share one reason (v1.36):
+    # a node back before tolerationSeconds ran out cancels, and evicts nothing.
+    tracker = EventTracker(Causes())
+    cancelled = tracker.apply("ADDED", _taint_manager_event("e1", "Cancelling deletion of Pod ns/web-1"), 10.0)
+    assert [(e.kind, e.name) for e in cancelled] == [(EventKind.POD_EVICTION_CANCELLED, "web-1")]
+    evicted = tracker.apply("ADDED", _taint_manager_event("e2", "Marking for deletion Pod ns/web-1"), 20.0)
+    assert [(e.kind, e.name) for e in evicted] == [(EventKind.POD_EVICTED, "web-1")]

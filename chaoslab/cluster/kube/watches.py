@@ -47,6 +47,10 @@ DISRUPTION_CONDITION = "DisruptionTarget"
 # Event reasons that mean a pod was evicted: the taint manager (NoExecute taint past
 # tolerationSeconds) and the kubelet (node pressure).
 EVICTION_EVENT_REASONS = frozenset({"TaintManagerEviction", "Evicted"})
+# The taint eviction controller uses its one reason for both of its messages: "Marking
+# for deletion Pod ns/name" and, when the taint went before tolerationSeconds ran out,
+# "Cancelling deletion of Pod ns/name" (pkg/controller/tainteviction, v1.36).
+EVICTION_CANCELLED_PREFIX = "Cancelling deletion"
 # "back-off 20s restarting failed container=app pod=..." (kubelet CrashLoopBackOff message).
 _BACK_OFF = re.compile(r"back-off (?:(\d+)m)?(\d+)s")
 
@@ -432,7 +436,8 @@ class EndpointTracker(Tracker):
 
 
 class EventTracker(Tracker):
-    """core/v1 Events: the evictions the pod objects alone may not show (taint manager)."""
+    """core/v1 Events: the evictions (and cancelled evictions) the pod objects alone may
+    not show (taint manager)."""
 
     def __init__(self, causes: Causes) -> None:
         super().__init__()
@@ -442,7 +447,20 @@ class EventTracker(Tracker):
         assert new is None or isinstance(new, EventRecord)
         if new is None or old is not None:
             return []  # an Event's count going up repeats news already told
-        if new.reason in EVICTION_EVENT_REASONS and new.object_kind == "Pod":
+        if new.object_kind != "Pod":
+            return []
+        if new.reason == "TaintManagerEviction" and new.message.startswith(EVICTION_CANCELLED_PREFIX):
+            return [
+                ClusterEvent(
+                    ts=event_time(new.ts, observed),
+                    kind=EventKind.POD_EVICTION_CANCELLED,
+                    object="pod",
+                    name=new.object_name,
+                    reason=new.reason,
+                    detail=new.message,
+                )
+            ]
+        if new.reason in EVICTION_EVENT_REASONS:
             if self._causes.first_eviction(new.object_name):
                 return [
                     ClusterEvent(

@@ -403,6 +403,7 @@ class Engine:
             out_dir=trial_dir,
             seed=trial.seed,
             experiment_dir=self.options.source.parent,
+            stages_start=warmup_start + timeline.warmup,
         )
         state.load.start()
         self.guard.raise_if_interrupted()

@@ -381,7 +381,7 @@ class Engine:
         state.cluster = self.cluster_factory(
             experiment.cluster, seed=trial.seed, yes=self.options.yes, base_dir=self.options.source.parent
         )
-        state.recorder = EventRecorder(state.cluster, trial_dir / "events.csv")
+        state.recorder = EventRecorder(state.cluster, trial_dir / "events.csv", trial_dir / "autoscaler.csv")
         state.faults_table = CsvAppender(trial_dir / "faults.csv", FAULT_COLUMNS)
         state.deployment = state.cluster.deploy(experiment.workload)
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chaoslab.cluster.base import ClusterEvent, Deployment, EventKind, Injection, Node, Pod
+from chaoslab.cluster.base import AutoscalerSample, ClusterEvent, Deployment, EventKind, Injection, Node, Pod
 from chaoslab.cluster.kube import manifests
 from chaoslab.cluster.kube.records import (
     EvictionBlocked,
@@ -786,6 +786,10 @@ class KubernetesCluster:
             raise background[0]
         self._check_watchers()
         return iter(events)
+
+    def autoscaler_samples(self) -> Iterator[AutoscalerSample]:
+        """The real HPA's evaluations are not sampled (yet): its scaling shows in events."""
+        return iter(())
 
     # --- teardown -------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ import yaml
 
 from chaoslab import __version__
 from chaoslab.cluster import open_cluster
-from chaoslab.cluster.base import Cluster, Deployment, Injection
+from chaoslab.cluster.base import Cluster, Deployment, EventKind, Injection
 from chaoslab.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -474,7 +474,9 @@ class Engine:
         # (`__del__` exceptions are only printed); the guard's flag is checked here too.
         self.guard.raise_if_interrupted()
         if state.recorder is not None:
-            state.recorder.drain()
+            for event in state.recorder.drain():
+                if event.kind is EventKind.HPA_SCALED:  # the status line's desired follows the HPA
+                    state.desired = int(event.detail.split("replicas=", 1)[1].split()[0])
         if state.load is not None:
             state.load.poll()
         self._status(trial, info, state)

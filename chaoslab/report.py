@@ -50,6 +50,12 @@ CHART_ORDER = (
     ("4-sweep", "Sweep comparison", "How does the setting change time to recover and availability, trial by trial?"),
     ("5-failures", "Failures by error class", "How did requests fail: refused, reset, timed out, 5xx?"),
 )
+# Only for a run whose trials had a HorizontalPodAutoscaler (autoscaler.csv).
+AUTOSCALING_CHART = (
+    "6-autoscaling",
+    "Autoscaling",
+    "When did the autoscaler add pods, what CPU did it see, and what did the algorithm ask for?",
+)
 CHART_FILE_STEMS = tuple(stem for stem, _, _ in CHART_ORDER)
 IMAGE_FORMATS = ("png", "svg")
 # Seconds kaleido may take for one image before giving up (its default is 90 s; a chart of
@@ -145,6 +151,12 @@ def _run_slots(run: RunData, summary: pd.DataFrame, comparison: pd.DataFrame, co
             continue
         figure, note = _safely(build)
         slots.append(ChartSlot(stem, heading, question, figure, note or ("" if figure is not None else missing)))
+    if measured and any(len(trial.autoscaler) for trial in run.trials):
+        from chaoslab.charts_autoscale import autoscaling_chart
+
+        stem, heading, question = AUTOSCALING_CHART
+        figure, note = _safely(lambda: autoscaling_chart(run, summary, colors=colors))
+        slots.append(ChartSlot(stem, heading, question, figure, note or ("" if figure is not None else "no autoscaler evaluation was recorded")))
     return slots
 
 
@@ -347,7 +359,7 @@ def export_images(figures: Mapping[str, go.Figure], charts_dir: Path) -> tuple[t
 
 def _remove_stale(charts_dir: Path, keep: set[str]) -> None:
     """Images of charts this report no longer draws (e.g. a rebuilt partial run)."""
-    for stem in CHART_FILE_STEMS:
+    for stem in (*CHART_FILE_STEMS, AUTOSCALING_CHART[0]):
         for fmt in IMAGE_FORMATS:
             path = charts_dir / f"{stem}.{fmt}"
             if path.name not in keep and path.exists():

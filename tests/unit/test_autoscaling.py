@@ -155,3 +155,32 @@ def test_select_policy_picks_among_the_policies(select: str, expected: int) -> N
     up, down = effective_rules(autoscaling, 300.0)
     # Pods: 1 + 4 = 5; Percent: ceil(1 * 2) = 2.
     assert decide(1, 10, autoscaling, up, down, History(), NOW).desired == expected
+
+
+def test_autoscaling_v2_defaults_fill_what_the_spec_leaves_out() -> None:
+    autoscaling = AutoscalingSpec.model_validate({"maxReplicas": 5})
+    assert (autoscaling.min_replicas, autoscaling.target_utilization) == (1, 80)
+    up, down = effective_rules(autoscaling, downscale_stabilization=300.0)
+    assert up.stabilization_seconds == 0 and up.select_policy == "Max"
+    assert [(p.type, p.value, p.period_seconds) for p in up.policies] == [("Pods", 4, 15), ("Percent", 100, 15)]
+    assert down.stabilization_seconds == 300.0 and down.select_policy == "Max"
+    assert [(p.type, p.value, p.period_seconds) for p in down.policies] == [("Percent", 100, 15)]
+    # A per-HPA window wins over the controller flag; the flag applies only when unset.
+    own = AutoscalingSpec.model_validate({"maxReplicas": 5, "behavior": {"scaleDown": {"stabilizationWindowSeconds": 30}}})
+    assert effective_rules(own, 300.0)[1].stabilization_seconds == 30.0
+    assert effective_rules(autoscaling, 12.0)[1].stabilization_seconds == 12.0
+
+
+@pytest.mark.parametrize("text, cores", [("250m", 0.25), ("1", 1.0), ("0.5", 0.5), (2, 2.0), ("1500m", 1.5)])
+def test_cpu_quantities(text: object, cores: float) -> None:
+    from chaoslab.units import parse_cpu
+
+    assert parse_cpu(text) == cores
+
+
+@pytest.mark.parametrize("text", ["half", "0", "-1", "1Gi", True, ""])
+def test_cpu_quantities_that_are_not(text: object) -> None:
+    from chaoslab.units import parse_cpu
+
+    with pytest.raises(ValueError, match="expected a CPU quantity"):
+        parse_cpu(text)

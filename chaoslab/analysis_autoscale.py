@@ -31,7 +31,7 @@ AUTOSCALE_COLUMNS = (
     "p95_ms_spike",
 )
 
-_FROM_DETAIL = re.compile(r"(?:^|\s)replicas=(\d+) from=(\d+)")
+_SCALED_DETAIL = re.compile(r"(?:^|\s)replicas=(\d+)(?: from=(\d+))?")
 
 
 @dataclass(frozen=True)
@@ -75,22 +75,34 @@ def load_spike(experiment: Experiment) -> LoadStep | None:
 
 
 def scale_events(events: pd.DataFrame) -> pd.DataFrame:
-    """The HPA's changes: columns ts, replicas, previous (from `hpa_scaled` events), in time order."""
+    """The HPA's changes: columns ts, replicas, previous (from `hpa_scaled` events), in time order.
+
+    `previous` is the event's `from=` (sim), else the replicas of the event before it
+    (a real HPA's event names only the new size); NaN for a first event without `from=`.
+    """
+    columns = {"ts": pd.Series(dtype=float), "replicas": pd.Series(dtype=float), "previous": pd.Series(dtype=float)}
     if not len(events):
-        return pd.DataFrame({"ts": pd.Series(dtype=float), "replicas": pd.Series(dtype=int), "previous": pd.Series(dtype=int)})
+        return pd.DataFrame(columns)
     scaled = events[events["kind"] == EventKind.HPA_SCALED.value]
-    rows = []
+    found = []
     for ts, detail in zip(pd.to_numeric(scaled["ts"], errors="coerce"), scaled["detail"].astype(str)):
-        match = _FROM_DETAIL.search(detail)
+        match = _SCALED_DETAIL.search(detail)
         if match and not math.isnan(ts):
-            rows.append((float(ts), int(match.group(1)), int(match.group(2))))
-    return pd.DataFrame(sorted(rows), columns=["ts", "replicas", "previous"])
+            found.append((float(ts), float(match.group(1)), float(match.group(2)) if match.group(2) else math.nan))
+    found.sort(key=lambda row: row[0])
+    rows = []
+    for index, (ts, replicas, previous) in enumerate(found):
+        if math.isnan(previous) and index:
+            previous = found[index - 1][1]
+        rows.append((ts, replicas, previous))
+    return pd.DataFrame(rows, columns=["ts", "replicas", "previous"]) if rows else pd.DataFrame(columns)
 
 
 def first_scale_up(events: pd.DataFrame, after: float, end: float) -> float:
     """Seconds from `after` (epoch) to the HPA's first scale-up in (after, end]; NaN if none."""
     scaled = scale_events(events)
-    up = scaled[(scaled["replicas"] > scaled["previous"]) & (scaled["ts"] > after) & (scaled["ts"] <= end)]
+    rising = (scaled["replicas"] > scaled["previous"]) | scaled["previous"].isna()
+    up = scaled[rising & (scaled["ts"] > after) & (scaled["ts"] <= end)]
     return float(up["ts"].iloc[0] - after) if len(up) else math.nan
 
 
@@ -103,7 +115,8 @@ def time_to_capacity(endpoints: pd.DataFrame, events: pd.DataFrame, after: float
     """
     scaled = scale_events(events)
     window = scaled[(scaled["ts"] > after) & (scaled["ts"] <= end)]
-    if not len(window) or not len(endpoints) or int(window["replicas"].max()) <= int(window["previous"].iloc[0]):
+    first_previous = float(window["previous"].iloc[0]) if len(window) else math.nan
+    if not len(window) or not len(endpoints) or (not math.isnan(first_previous) and window["replicas"].max() <= first_previous):
         return math.nan
     goal = int(window["replicas"].max())
     ts = endpoints["ts"].to_numpy(dtype=float)

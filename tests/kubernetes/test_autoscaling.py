@@ -119,3 +119,20 @@ def test_the_hpa_body_reaches_the_server_exactly_as_built(server, tmp_path: Path
     method, path, _, sent = ApiServer.requests[-1]
     assert (method, path) == ("POST", "/apis/autoscaling/v2/namespaces/ns/horizontalpodautoscalers")
     assert json.loads(sent) == json.loads(json.dumps(body))
+
+
+def test_the_real_hpas_rescale_event_becomes_hpa_scaled() -> None:
+    from chaoslab.cluster.base import EventKind
+    from chaoslab.cluster.kube.records import EventRecord
+    from chaoslab.cluster.kube.watches import Causes, EventTracker
+
+    tracker = EventTracker(Causes())
+    record = EventRecord(
+        name="web.1", namespace="ns", reason="SuccessfulRescale", object_kind="HorizontalPodAutoscaler", object_name="web",
+        message="New size: 3; reason: cpu resource utilization (percentage of request) above target", ts=1000.0,
+    )
+    (event,) = tracker.changes(None, record, observed=1000.0)
+    assert (event.kind, event.object, event.name, event.ts) == (EventKind.HPA_SCALED, "hpa", "web", 1000.0)
+    assert event.detail.startswith("replicas=3 message=New size: 3; reason: cpu resource utilization")
+    other = EventRecord(name="web.2", namespace="ns", reason="FailedGetResourceMetric", object_kind="HorizontalPodAutoscaler", object_name="web")
+    assert tracker.changes(None, other, observed=1001.0) == []

@@ -125,13 +125,16 @@ def time_to_capacity(endpoints: pd.DataFrame, events: pd.DataFrame, after: float
     return float(ts[reached[0]] - after) if len(reached) else math.nan
 
 
-def expected_replicas(autoscaler: pd.DataFrame, tolerance: float, min_replicas: int, max_replicas: int) -> pd.DataFrame:
+def expected_replicas(
+    autoscaler: pd.DataFrame, tolerance: float, min_replicas: int, max_replicas: int | None
+) -> pd.DataFrame:
     """What the algorithm asks for from each measured utilisation: columns ts, expected.
 
     expected = ceil(ready pods x utilisation / target), or the current count within the
-    tolerance, bounded by [minReplicas, maxReplicas]: the documented formula applied to
-    what was measured, before the behaviour (stabilization, policies) holds it back.
-    NaN where the evaluation had no metric.
+    tolerance, bounded by [minReplicas, maxReplicas] (maxReplicas None: unbounded above,
+    to show what a capped HPA wanted): the documented formula applied to what was
+    measured, before the behaviour (stabilization, policies) holds it back. NaN where the
+    evaluation had no metric.
     """
     if not len(autoscaler):
         return pd.DataFrame({"ts": pd.Series(dtype=float), "expected": pd.Series(dtype=float)})
@@ -141,7 +144,7 @@ def expected_replicas(autoscaler: pd.DataFrame, tolerance: float, min_replicas: 
     current = pd.to_numeric(autoscaler["current"], errors="coerce").to_numpy(dtype=float)
     ratio = utilization / target
     raw = np.where(np.abs(1.0 - ratio) <= tolerance, current, np.ceil(ratio * ready - 1e-9))
-    expected = np.where(np.isnan(ratio), np.nan, np.clip(raw, min_replicas, max_replicas))
+    expected = np.where(np.isnan(ratio), np.nan, np.clip(raw, min_replicas, max_replicas if max_replicas is not None else np.inf))
     return pd.DataFrame({"ts": pd.to_numeric(autoscaler["ts"], errors="coerce").to_numpy(dtype=float), "expected": expected})
 
 

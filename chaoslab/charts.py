@@ -101,6 +101,10 @@ def run_labels(run: RunData) -> list[str]:
 def fault_subject(experiment: Experiment) -> str:
     """What the experiment does, as the start of a title: "Deleting 1 pod", "Crashing 1 node"."""
     if not experiment.faults:
+        stages = experiment.load.stages
+        if stages:
+            peak = max(stage.users for stage in stages)
+            return f"Load from {experiment.load.users} to {peak} users" if peak != experiment.load.users else "No fault (baseline)"
         return "No fault (baseline)"
     phrases = [_fault_phrase(fault) for fault in experiment.faults[:2]]
     if len(experiment.faults) > 2:

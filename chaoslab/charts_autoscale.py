@@ -77,6 +77,8 @@ def add_users(fig: go.Figure, sources: Sequence[SeriesSource], x_ref: str, y_ref
         "showgrid": False,
         "rangemode": "tozero",
         "range": [0, peak * 1.15 + 1],
+        "tickmode": "auto",
+        "nticks": 5,
         "title": {"text": "users (count)", "font": {"color": USERS_COLOR}},
         "tickfont": {"color": USERS_COLOR, "size": TICK_FONT_SIZE},
     }
@@ -148,7 +150,8 @@ def autoscaling_chart(run: RunData, summary: pd.DataFrame, *, colors: Mapping[st
             )
         scaling = _point_autoscaling(run, source)
         if scaling is not None:
-            expected = expected_replicas(source.trial.autoscaler, tolerance, scaling.min_replicas, scaling.max_replicas)
+            # Not bounded by maxReplicas: a capped HPA's diamonds show what it wanted.
+            expected = expected_replicas(source.trial.autoscaler, tolerance, scaling.min_replicas, None)
             expected["t_s"] = expected["ts"] - source.measure_start
             shown = expected[(expected["t_s"] >= 0) & (expected["t_s"] <= duration)]
             fig.add_trace(

@@ -609,14 +609,17 @@ def desired_replicas_over_time(
 ) -> pd.DataFrame:
     """Desired replicas as a step function: columns ts, desired (count).
 
-    Starts at `initial` (trial.json desired_replicas) and follows `scaled` events
-    (detail `replicas=N`) and `scale` faults (detail `replicas=N`), whichever comes first.
+    Starts at `initial` (trial.json desired_replicas) and follows `scaled` and
+    `hpa_scaled` events (detail `replicas=N`) and `scale` faults (detail `replicas=N`),
+    whichever comes first.
     Empty when nothing is known.
     """
     rows: list[tuple[float, int]] = []
     if initial is not None:
         rows.append((-math.inf, int(initial)))
-    sources = [events[events["kind"] == EventKind.SCALED.value]] if len(events) else []
+    # hpa_scaled too: on a real cluster the HPA's rescale is only known from its Event.
+    scaled_kinds = [EventKind.SCALED.value, EventKind.HPA_SCALED.value]
+    sources = [events[events["kind"].isin(scaled_kinds)]] if len(events) else []
     if faults is not None and len(faults) and "action" in faults.columns:
         sources.append(faults[faults["action"].astype(str) == "scale"])
     for source in sources:

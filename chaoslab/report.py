@@ -555,18 +555,40 @@ KEY_NUMBERS = (
     ("p99 during fault", "p99_ms_during", _ms),
     ("throughput dip", "throughput_dip", _fraction),
 )
+# A run with a load spike and an autoscaler but no fault: these instead (the fault
+# metrics would all be empty).
+AUTOSCALE_KEY_NUMBERS = (
+    ("availability", "availability", _pct),
+    ("failed in spike", "spike_failed_requests", _count),
+    ("p95 in spike", "p95_ms_spike", _ms),
+    ("first scale-up", "first_scale_up_s", _seconds),
+    ("to capacity", "time_to_capacity_s", _seconds),
+    ("peak replicas", "peak_replicas", _count),
+)
+
+
+def key_numbers(comparison: pd.DataFrame) -> tuple[tuple[str, str, Callable[[float], str]], ...]:
+    """KEY_NUMBERS, or AUTOSCALE_KEY_NUMBERS for a run whose points had a spike and no fault."""
+    def measured(metric: str) -> bool:
+        column = f"{metric}_median"
+        return column in comparison.columns and bool(comparison[column].notna().any())
+
+    if measured("p95_ms_spike") and not any(measured(m) for m in ("time_to_recover_s", "error_window_s", "throughput_dip")):
+        return AUTOSCALE_KEY_NUMBERS
+    return KEY_NUMBERS
 
 
 def _key_numbers_html(comparison: pd.DataFrame, colors: Mapping[str, str]) -> str:
     if not len(comparison):
         return "<p class=\"note\">No trial was measured, so there are no numbers yet.</p>"
-    head = "<tr><th>sweep point</th><th>trials</th>" + "".join(f"<th>{html.escape(name)}<br><span class=\"ci\">median</span></th>" for name, _, _ in KEY_NUMBERS) + "</tr>"
+    numbers = key_numbers(comparison)
+    head = "<tr><th>sweep point</th><th>trials</th>" + "".join(f"<th>{html.escape(name)}<br><span class=\"ci\">median</span></th>" for name, _, _ in numbers) + "</tr>"
     body = []
     for row in comparison.to_dict("records"):
         label = str(row["label"])
         swatch = f"<span class=\"swatch\" style=\"background:{colors.get(label, charts.NEUTRAL)}\"></span>"
         cells = [f"<td>{swatch}{html.escape(label)}</td>", f"<td>{int(row['trials'])}</td>"]
-        for _, metric, fmt in KEY_NUMBERS:
+        for _, metric, fmt in numbers:
             text = _with_ci(row, metric, fmt)
             if metric == "time_to_recover_s" and row.get("never_recovered"):
                 never = int(row["never_recovered"])

@@ -89,6 +89,8 @@ def test_the_report_of_an_autoscaled_run_has_the_autoscaling_chart(tmp_path: Pat
     page = result.html.read_text(encoding="utf-8")
     assert 'id="chart-6-autoscaling"' in page
     assert "how the autoscaler answered the load" in page
+    # The key numbers of a spike without faults are the autoscaler's, not empty fault columns.
+    assert "<th>first scale-up<br>" in page and "<th>p95 in spike<br>" in page and "<th>time to recover<br>" not in page
     assert np.isfinite(pd.read_csv(copy / "summary.csv")["first_scale_up_s"]).sum() == 1
 
 

@@ -29,6 +29,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+# Autoscaling definitions live in their own module and are re-exported from here, the
+# one place a report's metrics are looked up.
+from chaoslab.analysis_autoscale import (  # noqa: F401
+    AUTOSCALE_COLUMNS,
+    expected_replicas,
+    first_scale_up,
+    load_spike,
+    load_steps,
+    predicted_first_scale_up,
+    scale_events,
+    time_to_capacity,
+)
 from chaoslab.cluster.base import EventKind
 from chaoslab.results import FAILURE_CLASSES, RunData, TrialData
 from chaoslab.spec import MeasureSpec
@@ -105,6 +117,7 @@ SUMMARY_COLUMNS = (
     "desired_replicas",
     "replacement_pod",
     *PHASE_COLUMNS,
+    *AUTOSCALE_COLUMNS,
     "status",
 )
 
@@ -121,6 +134,11 @@ COMPARISON_METRICS = (
     "p99_ms",
     "p99_ms_during",
     "throughput_dip",
+    "first_scale_up_s",
+    "time_to_capacity_s",
+    "peak_replicas",
+    "p95_ms_spike",
+    "spike_failed_requests",
 )
 # For these a NaN means "never recovered": it ranks as the worst value (+inf) when trials
 # are aggregated, so one trial that never recovered cannot make the median look better.
@@ -641,14 +659,17 @@ def desired_replicas_over_time(
 ) -> pd.DataFrame:
     """Desired replicas as a step function: columns ts, desired (count).
 
-    Starts at `initial` (trial.json desired_replicas) and follows `scaled` events
-    (detail `replicas=N`) and `scale` faults (detail `replicas=N`), whichever comes first.
+    Starts at `initial` (trial.json desired_replicas) and follows `scaled` and
+    `hpa_scaled` events (detail `replicas=N`) and `scale` faults (detail `replicas=N`),
+    whichever comes first.
     Empty when nothing is known.
     """
     rows: list[tuple[float, int]] = []
     if initial is not None:
         rows.append((-math.inf, int(initial)))
-    sources = [events[events["kind"] == EventKind.SCALED.value]] if len(events) else []
+    # hpa_scaled too: on a real cluster the HPA's rescale is only known from its Event.
+    scaled_kinds = [EventKind.SCALED.value, EventKind.HPA_SCALED.value]
+    sources = [events[events["kind"].isin(scaled_kinds)]] if len(events) else []
     if faults is not None and len(faults) and "action" in faults.columns:
         sources.append(faults[faults["action"].astype(str) == "scale"])
     for source in sources:
@@ -997,12 +1018,13 @@ def trial_summary(trial: TrialData, run: RunData) -> list[dict[str, Any]]:
         p95_ms=latency.p95_ms,
         p99_ms=latency.p99_ms,
     )
-    windows = fault_windows(trial.faults, measure_start, measure_end)
-    if not len(windows):
-        return [base]
     endpoints = ready_endpoints(
         trial.events, measure_start=measure_start, desired_replicas=trial.info.desired_replicas, faults=trial.faults
     )
+    base.update(_autoscale_metrics(trial, run, buckets, endpoints, measure_start, measure_end))
+    windows = fault_windows(trial.faults, measure_start, measure_end)
+    if not len(windows):
+        return [base]
     pod_events = PodEvents.from_frame(trial.events)
     rows = []
     previous_ts = measure_start
@@ -1149,6 +1171,53 @@ def summary_table(run: RunData) -> pd.DataFrame:
     numeric = [c for c in SUMMARY_COLUMNS if c not in ("label", "fault_id", "action", "targets", "replacement_pod", "status")]
     frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce").astype(float)
     return frame
+
+
+# --- autoscaling and load stages (definitions in analysis_autoscale.py) -------------------
+
+
+def _autoscale_metrics(
+    trial: TrialData, run: RunData, buckets: Buckets, endpoints: pd.DataFrame, measure_start: float, measure_end: float
+) -> dict[str, Any]:
+    """The spike and the autoscaler's answer to it, for summary.csv.
+
+    spike_s, spike_users: when the largest rise of `load.stages` starts (s after measure
+    start) and its users (`load_spike`); the spike window runs to the end of that stage.
+    first_scale_up_s: from the spike to the HPA's first scale-up (`first_scale_up`);
+    time_to_capacity_s: from the spike until ready endpoints reach the most replicas the
+    HPA set in the spike window (`time_to_capacity`); peak_replicas: the most replicas
+    the HPA set in the whole trial (NaN without an HPA, or if it never changed them);
+    predicted_first_scale_up_s: the algorithm's bound for the first scale-up from its
+    timings (`predicted_first_scale_up`); spike_availability, spike_failed_requests,
+    p95_ms_spike: over the spike window. All NaN without stages that rise.
+    """
+    experiment = run.experiment
+    row: dict[str, Any] = {}
+    scaled = scale_events(trial.events)
+    if len(scaled):
+        row["peak_replicas"] = float(scaled["replicas"].max())
+    spike = load_spike(experiment)
+    if spike is None:
+        return row
+    start = measure_start + spike.start_s
+    end = min(measure_start + spike.end_s, measure_end)
+    if not end > start:
+        return row
+    timings = experiment.cluster.sim.timings
+    window = buckets.window(start, end)
+    latency = _latency(buckets, start, end)
+    row.update(
+        spike_s=spike.start_s,
+        spike_users=spike.users,
+        first_scale_up_s=first_scale_up(trial.events, start, end),
+        time_to_capacity_s=time_to_capacity(endpoints, trial.events, start, end),
+        spike_availability=_availability(buckets, start, end),
+        spike_failed_requests=float(buckets.failures[window].sum()),
+        p95_ms_spike=latency.p95_ms,
+    )
+    if experiment.workload.autoscaling is not None and experiment.cluster.backend == "sim":
+        row["predicted_first_scale_up_s"] = predicted_first_scale_up(timings.metrics_resolution, timings.hpa_sync_period)
+    return row
 
 
 # --- across trials ---------------------------------------------------------------------

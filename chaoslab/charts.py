@@ -101,6 +101,10 @@ def run_labels(run: RunData) -> list[str]:
 def fault_subject(experiment: Experiment) -> str:
     """What the experiment does, as the start of a title: "Deleting 1 pod", "Crashing 1 node"."""
     if not experiment.faults:
+        stages = experiment.load.stages
+        if stages:
+            peak = max(stage.users for stage in stages)
+            return f"Load from {experiment.load.users} to {peak} users" if peak != experiment.load.users else "No fault (baseline)"
         return "No fault (baseline)"
     phrases = [_fault_phrase(fault) for fault in experiment.faults[:2]]
     if len(experiment.faults) > 2:
@@ -454,6 +458,9 @@ def _availability_figure(sources: Sequence[SeriesSource], title: str, slo: float
         x=1.0, xref="x domain", y=slo * 100.0, yref="y", text=f"SLO {slo * 100:g}%", showarrow=False, xanchor="right", yanchor="top", font={"size": TICK_FONT_SIZE, "color": NEUTRAL}
     )
     _fault_markers(fig, sources, _row_axes(fig, (1, 2)), _row_axes(fig, (1,))[0])
+    from chaoslab.charts_autoscale import add_users  # sibling module that imports this one
+
+    add_users(fig, sources, "x", "y")
     duration = _measure_duration(sources)
     _style(fig, title)
     fig.update_xaxes(range=[0, duration] if duration else None)
@@ -549,6 +556,10 @@ def latency_chart(run: RunData, summary: pd.DataFrame, *, colors: Mapping[str, s
     for column, (name, dash, width) in _PERCENTILE_STYLE.items():
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name, line={"color": NEUTRAL, "dash": dash, "width": width}, legendgroup=name, meta="legend_key"), row=1, col=1)
     _fault_markers(fig, sources, _row_axes(fig, range(1, rows + 1)), _row_axes(fig, (1,))[0])
+    from chaoslab.charts_autoscale import add_users  # sibling module that imports this one
+
+    for row, source in enumerate(sources, start=1):
+        add_users(fig, [source], _axis_ref(fig, row, "x"), _axis_ref(fig, row, "y"))
     _style(fig, title)
     duration = _measure_duration(sources)
     fig.update_xaxes(range=[0, duration] if duration else None)

@@ -25,7 +25,7 @@ import yaml
 
 from chaoslab import __version__
 from chaoslab.cluster import open_cluster
-from chaoslab.cluster.base import Cluster, Deployment, Injection
+from chaoslab.cluster.base import Cluster, Deployment, EventKind, Injection
 from chaoslab.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -381,7 +381,7 @@ class Engine:
         state.cluster = self.cluster_factory(
             experiment.cluster, seed=trial.seed, yes=self.options.yes, base_dir=self.options.source.parent
         )
-        state.recorder = EventRecorder(state.cluster, trial_dir / "events.csv")
+        state.recorder = EventRecorder(state.cluster, trial_dir / "events.csv", trial_dir / "autoscaler.csv")
         state.faults_table = CsvAppender(trial_dir / "faults.csv", FAULT_COLUMNS)
         state.deployment = state.cluster.deploy(experiment.workload)
 
@@ -403,6 +403,7 @@ class Engine:
             out_dir=trial_dir,
             seed=trial.seed,
             experiment_dir=self.options.source.parent,
+            stages_start=warmup_start + timeline.warmup,
         )
         state.load.start()
         self.guard.raise_if_interrupted()
@@ -473,7 +474,9 @@ class Engine:
         # (`__del__` exceptions are only printed); the guard's flag is checked here too.
         self.guard.raise_if_interrupted()
         if state.recorder is not None:
-            state.recorder.drain()
+            for event in state.recorder.drain():
+                if event.kind is EventKind.HPA_SCALED:  # the status line's desired follows the HPA
+                    state.desired = int(event.detail.split("replicas=", 1)[1].split()[0])
         if state.load is not None:
             state.load.poll()
         self._status(trial, info, state)

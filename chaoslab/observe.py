@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from chaoslab.cluster.base import EVENT_COLUMNS, Cluster, ClusterEvent, EventKind
+from chaoslab.cluster.base import AUTOSCALER_COLUMNS, EVENT_COLUMNS, Cluster, ClusterEvent, EventKind
 from chaoslab.results import PROBE_COLUMNS, CsvAppender
 from chaoslab.spec import AvailabilityProbeSpec
 
@@ -30,9 +30,12 @@ class EventRecorder:
     backends record fault injections in the same stream, so events.csv is one ordered file.
     """
 
-    def __init__(self, cluster: Cluster, path: Path) -> None:
+    def __init__(self, cluster: Cluster, path: Path, autoscaler_path: Path | None = None) -> None:
         self._cluster = cluster
         self._table = CsvAppender(path, EVENT_COLUMNS)
+        # autoscaler.csv: opened at the first HPA evaluation, so a trial without one has none.
+        self._autoscaler_path = autoscaler_path
+        self._autoscaler_table: CsvAppender | None = None
         self._endpoints: set[str] = set()
 
     @property
@@ -48,10 +51,18 @@ class EventRecorder:
             elif event.kind is EventKind.ENDPOINT_REMOVED:
                 self._endpoints.discard(event.name)
         self._table.write_many(e.row() for e in events)
+        if self._autoscaler_path is not None:
+            samples = list(self._cluster.autoscaler_samples())
+            if samples and self._autoscaler_table is None:
+                self._autoscaler_table = CsvAppender(self._autoscaler_path, AUTOSCALER_COLUMNS)
+            if self._autoscaler_table is not None:
+                self._autoscaler_table.write_many(s.row() for s in samples)
         return events
 
     def close(self) -> None:
         self._table.close()
+        if self._autoscaler_table is not None:
+            self._autoscaler_table.close()
 
 
 @dataclass(frozen=True)

@@ -359,8 +359,10 @@ def _workload_warnings(experiment: Experiment) -> list[str]:
             ignored.append(f"workload.image ({workload.image})")
         # workload.command and args are not in this list: the sim kubelet runs them as
         # the container's process on this machine (kubelet.container_argv).
+        # With autoscaling, requests.cpu is what the sim's HPA divides measured CPU by.
+        resources = "workload.resources (except requests.cpu for autoscaling)" if workload.autoscaling else "workload.resources"
         for name, value in (
-            ("workload.resources", workload.resources),
+            (resources, workload.resources),
             ("workload.manifests", workload.manifests),
         ):
             if value is not None:
@@ -371,6 +373,26 @@ def _workload_warnings(experiment: Experiment) -> list[str]:
                 f"and ignores {', '.join(ignored)}; they apply on the kubernetes backend only"
             )
     return warnings
+
+
+def _stages_text(experiment: Experiment) -> str:
+    """`, then 2 users for 20s, 12 users for 1m10s` for load.stages; empty without."""
+    stages = experiment.load.stages or []
+    return "".join(f", then {s.users} users for {format_duration(s.duration)}" for s in stages)
+
+
+def _autoscaling_text(experiment: Experiment) -> str:
+    """The HPA in one line: its bounds, target and the timings that decide how fast it acts."""
+    scaling = experiment.workload.autoscaling
+    assert scaling is not None
+    text = f"autoscaling: {scaling.min_replicas}-{scaling.max_replicas} replicas at {scaling.target_utilization}% CPU"
+    if experiment.cluster.backend == "sim":
+        timings = experiment.cluster.sim.timings
+        text += (
+            f"; CPU scraped every {format_duration(timings.metrics_resolution)}, "
+            f"evaluated every {format_duration(timings.hpa_sync_period)}"
+        )
+    return text
 
 
 def _fault_warnings(experiment: Experiment) -> list[str]:
@@ -622,8 +644,10 @@ def render_plan(plan: Plan) -> str:
         lines.append(
             f"  workload: {resolved.workload.replicas} replica"
             f"{'s' if resolved.workload.replicas != 1 else ''}; load: "
-            f"{resolved.load.users} users"
+            f"{resolved.load.users} users" + _stages_text(resolved)
         )
+        if resolved.workload.autoscaling is not None:
+            lines.append("  " + _autoscaling_text(resolved))
         lines.append("  trials: " + ", ".join(f"{t.id} (seed {t.seed})" for t in point_trials))
         lines += _render_schedule(resolved)
     lines.append("")

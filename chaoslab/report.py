@@ -52,6 +52,12 @@ CHART_ORDER = (
     ("4-sweep", "Sweep comparison", "How does the setting change time to recover and availability, trial by trial?"),
     ("5-failures", "Failures by error class", "How did requests fail: refused, reset, timed out, 5xx?"),
 )
+# Only for a run whose trials had a HorizontalPodAutoscaler (autoscaler.csv).
+AUTOSCALING_CHART = (
+    "6-autoscaling",
+    "Autoscaling",
+    "When did the autoscaler add pods, what CPU did it see, and what did the algorithm ask for?",
+)
 CHART_FILE_STEMS = tuple(stem for stem, _, _ in CHART_ORDER)
 IMAGE_FORMATS = ("png", "svg")
 # Seconds kaleido may take for one image before giving up (its default is 90 s; a chart of
@@ -149,6 +155,12 @@ def _run_slots(run: RunData, summary: pd.DataFrame, comparison: pd.DataFrame, co
             continue
         figure, note = _safely(build)
         slots.append(ChartSlot(stem, heading, question, figure, note or ("" if figure is not None else missing)))
+    if measured and any(len(trial.autoscaler) for trial in run.trials):
+        from chaoslab.charts_autoscale import autoscaling_chart
+
+        stem, heading, question = AUTOSCALING_CHART
+        figure, note = _safely(lambda: autoscaling_chart(run, summary, colors=colors))
+        slots.append(ChartSlot(stem, heading, question, figure, note or ("" if figure is not None else "no autoscaler evaluation was recorded")))
     return slots
 
 
@@ -390,7 +402,7 @@ def _environment_variable(name: str, value: str) -> Iterator[None]:
 
 def _remove_stale(charts_dir: Path, keep: set[str]) -> None:
     """Images of charts this report no longer draws (e.g. a rebuilt partial run)."""
-    for stem in CHART_FILE_STEMS:
+    for stem in (*CHART_FILE_STEMS, AUTOSCALING_CHART[0]):
         for fmt in IMAGE_FORMATS:
             path = charts_dir / f"{stem}.{fmt}"
             if path.name not in keep and path.exists():
@@ -586,18 +598,40 @@ KEY_NUMBERS = (
     ("p99 during fault", "p99_ms_during", _ms),
     ("throughput dip", "throughput_dip", _fraction),
 )
+# A run with a load spike and an autoscaler but no fault: these instead (the fault
+# metrics would all be empty).
+AUTOSCALE_KEY_NUMBERS = (
+    ("availability", "availability", _pct),
+    ("failed in spike", "spike_failed_requests", _count),
+    ("p95 in spike", "p95_ms_spike", _ms),
+    ("first scale-up", "first_scale_up_s", _seconds),
+    ("to capacity", "time_to_capacity_s", _seconds),
+    ("peak replicas", "peak_replicas", _count),
+)
+
+
+def key_numbers(comparison: pd.DataFrame) -> tuple[tuple[str, str, Callable[[float], str]], ...]:
+    """KEY_NUMBERS, or AUTOSCALE_KEY_NUMBERS for a run whose points had a spike and no fault."""
+    def measured(metric: str) -> bool:
+        column = f"{metric}_median"
+        return column in comparison.columns and bool(comparison[column].notna().any())
+
+    if measured("p95_ms_spike") and not any(measured(m) for m in ("time_to_recover_s", "error_window_s", "throughput_dip")):
+        return AUTOSCALE_KEY_NUMBERS
+    return KEY_NUMBERS
 
 
 def _key_numbers_html(comparison: pd.DataFrame, colors: Mapping[str, str]) -> str:
     if not len(comparison):
         return "<p class=\"note\">No trial was measured, so there are no numbers yet.</p>"
-    head = "<tr><th>sweep point</th><th>trials</th>" + "".join(f"<th>{html.escape(name)}<br><span class=\"ci\">median</span></th>" for name, _, _ in KEY_NUMBERS) + "</tr>"
+    numbers = key_numbers(comparison)
+    head = "<tr><th>sweep point</th><th>trials</th>" + "".join(f"<th>{html.escape(name)}<br><span class=\"ci\">median</span></th>" for name, _, _ in numbers) + "</tr>"
     body = []
     for row in comparison.to_dict("records"):
         label = str(row["label"])
         swatch = f"<span class=\"swatch\" style=\"background:{colors.get(label, charts.NEUTRAL)}\"></span>"
         cells = [f"<td>{swatch}{html.escape(label)}</td>", f"<td>{int(row['trials'])}</td>"]
-        for _, metric, fmt in KEY_NUMBERS:
+        for _, metric, fmt in numbers:
             text = _with_ci(row, metric, fmt)
             if metric == "time_to_recover_s" and row.get("never_recovered"):
                 never = int(row["never_recovered"])

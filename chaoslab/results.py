@@ -21,7 +21,7 @@ from typing import Any, TextIO
 import pandas as pd
 import yaml
 
-from chaoslab.cluster.base import EVENT_COLUMNS
+from chaoslab.cluster.base import AUTOSCALER_COLUMNS, EVENT_COLUMNS
 from chaoslab.errors import ResultsError, SpecError
 from chaoslab.load.failures import FAILURE_CLASSES
 from chaoslab.load.stream import LOAD_COLUMNS
@@ -167,6 +167,8 @@ class TrialData:
     faults: pd.DataFrame
     probe: pd.DataFrame | None
     path: Path
+    # autoscaler.csv (HPA evaluations); empty, with its columns, when the trial had no HPA.
+    autoscaler: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(AUTOSCALER_COLUMNS)))
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,7 @@ def read_trial(path: Path) -> TrialData:
         faults=faults,
         probe=_read_csv(probe_path, PROBE_COLUMNS) if probe_path.exists() else None,
         path=path,
+        autoscaler=_read_csv(path / "autoscaler.csv", AUTOSCALER_COLUMNS),
     )
 
 

@@ -109,6 +109,21 @@ class SimTimings(Model):
     # The kubelet's PLEG relists containers every 1 s (genericPlegRelistPeriod; Evented
     # PLEG is off by default): a dead container is noticed up to 1 s after it died.
     pleg_relist_period: Duration = 1.0
+    # --- HorizontalPodAutoscaler (kube-controller-manager flags) and metrics-server ---
+    # --horizontal-pod-autoscaler-sync-period default: 15 s between two HPA evaluations.
+    hpa_sync_period: Duration = 15.0
+    # --horizontal-pod-autoscaler-tolerance default: 0.1 (no change within 10 % of target).
+    hpa_tolerance: float = Field(default=0.1, ge=0, lt=1)
+    # --horizontal-pod-autoscaler-downscale-stabilization default: 5 m, the scale-down
+    # stabilization window when behavior.scaleDown.stabilizationWindowSeconds is unset.
+    hpa_downscale_stabilization: Duration = 300.0
+    # --horizontal-pod-autoscaler-cpu-initialization-period default: 5 m after pod start.
+    hpa_cpu_initialization_period: Duration = 300.0
+    # --horizontal-pod-autoscaler-initial-readiness-delay default: 30 s after pod start.
+    hpa_initial_readiness_delay: Duration = 30.0
+    # metrics-server --metric-resolution default: 15 s between two CPU scrapes; the CPU
+    # rate it serves is over the window between the last two scrapes.
+    metrics_resolution: Duration = 15.0
 
 
 class SimClusterSpec(Model):
@@ -224,6 +239,85 @@ class PodDisruptionBudgetSpec(Model):
         return self
 
 
+# --- autoscaling (autoscaling/v2 HorizontalPodAutoscaler) ----------------------------
+
+
+class ScalingPolicy(Model):
+    """One HPAScalingPolicy: change by `value` pods or `value` percent per `periodSeconds`."""
+
+    type: Literal["Pods", "Percent"]
+    value: int = Field(gt=0)
+    period_seconds: int = Field(gt=0, le=1800)
+
+
+class ScalingRules(Model):
+    """HPAScalingRules; unset fields take the autoscaling/v2 defaults of their direction."""
+
+    stabilization_window_seconds: int | None = Field(default=None, ge=0, le=3600)
+    select_policy: Literal["Max", "Min", "Disabled"] = "Max"
+    policies: list[ScalingPolicy] | None = None
+
+
+# autoscaling/v2 defaults (pkg/apis/autoscaling/v2/defaults.go): scale up by the larger
+# of 4 pods or 100 % per 15 s, no stabilization; scale down by up to 100 % per 15 s, with
+# the controller's --horizontal-pod-autoscaler-downscale-stabilization window (5 m).
+DEFAULT_SCALE_UP_POLICIES = (
+    ScalingPolicy(type="Pods", value=4, period_seconds=15),
+    ScalingPolicy(type="Percent", value=100, period_seconds=15),
+)
+DEFAULT_SCALE_DOWN_POLICIES = (ScalingPolicy(type="Percent", value=100, period_seconds=15),)
+DEFAULT_SCALE_UP_STABILIZATION_SECONDS = 0
+
+
+class AutoscalingBehavior(Model):
+    scale_up: ScalingRules = ScalingRules()
+    scale_down: ScalingRules = ScalingRules()
+
+
+class MetricTarget(Model):
+    type: Literal["Utilization"] = "Utilization"
+    # autoscaling/v2: with no metrics at all, the default is 80 % average CPU utilization.
+    average_utilization: int = Field(default=80, ge=1, le=1000)
+
+
+class ResourceMetricSource(Model):
+    name: Literal["cpu"] = "cpu"
+    target: MetricTarget = MetricTarget()
+
+
+class MetricSpec(Model):
+    """One entry of the HPA's `metrics` list; only CPU utilisation is supported so far."""
+
+    type: Literal["Resource"] = "Resource"
+    resource: ResourceMetricSource = ResourceMetricSource()
+
+
+class AutoscalingSpec(Model):
+    """A HorizontalPodAutoscaler (autoscaling/v2) on the workload, field names as there.
+
+    CPU utilisation is relative to `workload.resources.requests.cpu`, which is then
+    required. `workload.replicas` is the count the Deployment starts with.
+    """
+
+    min_replicas: int = Field(default=1, ge=1, le=100)
+    max_replicas: int = Field(ge=1, le=100)
+    metrics: list[MetricSpec] = [MetricSpec()]
+    behavior: AutoscalingBehavior = AutoscalingBehavior()
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"minReplicas ({self.min_replicas}) must not be above maxReplicas ({self.max_replicas})")
+        if len(self.metrics) != 1:
+            raise ValueError("expected exactly one metric (CPU utilisation); more metrics are not supported yet")
+        return self
+
+    @property
+    def target_utilization(self) -> int:
+        """The CPU target, percent of the request (averageUtilization)."""
+        return self.metrics[0].resource.target.average_utilization
+
+
 class WorkloadSpec(Model):
     """A Deployment behind a Service."""
 
@@ -244,6 +338,7 @@ class WorkloadSpec(Model):
     app: AppKnobs = AppKnobs()
     pod_disruption_budget: PodDisruptionBudgetSpec | None = None
     manifests: list[str] | None = None
+    autoscaling: AutoscalingSpec | None = None
 
 
 # --- load ----------------------------------------------------------------------------
@@ -267,6 +362,25 @@ class RequestSpec(Model):
     name: str | None = None
 
 
+class LoadStage(Model):
+    """One step of `load.stages`: go to `users` at `spawnRate` users/s, hold for `duration`.
+
+    Stages follow each other from the start of the measurement (the warmup runs at
+    `load.users`); after the last one its users stay until the load stops.
+    """
+
+    duration: Duration
+    users: int = Field(ge=0, le=10_000)
+    spawn_rate: float | None = Field(default=None, gt=0, le=10_000)
+
+    @field_validator("duration")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError(f"expected a duration above 0s, got {value:g}s")
+        return value
+
+
 class LoadSpec(Model):
     users: int = Field(default=10, ge=1, le=10_000)
     spawn_rate: float = Field(default=10.0, gt=0, le=10_000)
@@ -275,6 +389,8 @@ class LoadSpec(Model):
     requests: list[RequestSpec] | None = None
     locustfile: str | None = Field(default=None, min_length=1)
     processes: int = Field(default=1, ge=1, le=64)
+    # Load that changes over time (None: `users` throughout). spawnRate defaults to load.spawnRate.
+    stages: list[LoadStage] | None = None
 
     @field_validator("timeout")
     @classmethod
@@ -289,6 +405,8 @@ class LoadSpec(Model):
             raise ValueError("set either requests or locustfile, not both")
         if self.requests is not None and not self.requests:
             raise ValueError("requests must list at least one request")
+        if self.stages is not None and not self.stages:
+            raise ValueError("stages must list at least one stage")
         return self
 
     def effective_requests(self) -> list[RequestSpec]:

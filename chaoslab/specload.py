@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
 
+from chaoslab import specrules
 from chaoslab.errors import SpecError, SpecProblem
 from chaoslab.plan import (
     MAX_FAULT_FIRINGS,
@@ -920,6 +921,8 @@ def _cross_field_issues(experiment: Experiment, base_dir: Path) -> list[_Issue]:
             )
         else:
             issues += _locustfile_issues(found)
+    issues += [_Issue(path, message) for path, message in specrules.stage_issues(experiment, base_dir)]
+    issues += [_Issue(path, message) for path, message in specrules.autoscaling_issues(experiment)]
     for number, manifest in enumerate(experiment.workload.manifests or []):
         found = base_dir / manifest
         if not found.is_file():

@@ -125,3 +125,23 @@ def format_percent(fraction: float) -> str:
     Shown to 1/10000 of a percent, never in exponent notation (which does not parse).
     """
     return f"{fraction * 100:.4f}".rstrip("0").rstrip(".") + "%"
+
+
+# A CPU quantity as the Kubernetes API writes it: cores (`1`, `0.5`) or millicores (`250m`).
+_CPU = re.compile(r"^\s*(?P<number>[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?P<milli>m?)\s*$")
+_CPU_EXPECTED = "expected a CPU quantity like 250m, 0.5 or 1 (cores)"
+
+
+def parse_cpu(value: object) -> float:
+    """Cores from a Kubernetes CPU quantity (`250m` -> 0.25, `1` -> 1.0); above 0."""
+    if isinstance(value, bool):
+        raise ValueError(f"{_CPU_EXPECTED}, got {_show(value)}")
+    if isinstance(value, (int, float)):
+        cores = _as_float(value, _CPU_EXPECTED)
+    elif isinstance(value, str) and (match := _CPU.match(value)):
+        cores = float(match["number"]) / (1000.0 if match["milli"] else 1.0)
+    else:
+        raise ValueError(f"{_CPU_EXPECTED}, got {_show(value)}")
+    if not math.isfinite(cores) or cores <= 0:
+        raise ValueError(f"{_CPU_EXPECTED} above 0, got {_show(value)}")
+    return cores

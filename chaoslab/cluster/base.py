@@ -47,6 +47,7 @@ class EventKind(str, Enum):
     NODE_CORDONED = "node_cordoned"
     NODE_UNCORDONED = "node_uncordoned"
     SCALED = "scaled"  # desired replicas changed (detail: replicas=N)
+    HPA_SCALED = "hpa_scaled"  # the HorizontalPodAutoscaler changed replicas (detail: the metric it saw)
     FAULT_INJECTED = "fault_injected"  # one of our faults (name: fault id, detail: targets)
     FAULT_RESTORED = "fault_restored"
 
@@ -80,6 +81,39 @@ class ClusterEvent:
 
 
 EVENT_COLUMNS = ("ts", "kind", "object", "name", "node", "reason", "detail")
+
+
+@dataclass(frozen=True)
+class AutoscalerSample:
+    """One evaluation of the workload's HorizontalPodAutoscaler, a row of `autoscaler.csv`.
+
+    ts: wall-clock epoch seconds. current: replicas before it (the scale's spec);
+    desired: replicas it set. recommendation: what the CPU metric alone asked for (None:
+    no metric). utilization: average CPU utilisation in whole percent of the request
+    (None: no metric); target: the averageUtilization target. ready/unready/missing:
+    pods whose sample counted, was set aside (not ready, just started) or was absent.
+    reason: what limited the change (DesiredWithinRange, ScaleUpLimit, ...).
+    """
+
+    ts: float
+    name: str
+    current: int
+    desired: int
+    recommendation: int | None
+    utilization: int | None
+    target: int
+    ready: int | None = None
+    unready: int | None = None
+    missing: int | None = None
+    reason: str = ""
+
+    def row(self) -> dict[str, object]:
+        return {column: getattr(self, column) for column in AUTOSCALER_COLUMNS}
+
+
+AUTOSCALER_COLUMNS = (
+    "ts", "name", "current", "desired", "recommendation", "utilization", "target", "ready", "unready", "missing", "reason"
+)
 
 
 @dataclass(frozen=True)
@@ -162,6 +196,10 @@ class Cluster(Protocol):
 
     def events(self) -> Iterator[ClusterEvent]:
         """Events recorded since the previous call (non-blocking drain)."""
+        ...
+
+    def autoscaler_samples(self) -> Iterator[AutoscalerSample]:
+        """HPA evaluations seen since the previous call (non-blocking drain; none without autoscaling)."""
         ...
 
     def teardown(self, deployment: Deployment) -> None: ...

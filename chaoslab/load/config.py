@@ -28,6 +28,33 @@ class RequestConfig:
 
 
 @dataclass(frozen=True)
+class StageConfig:
+    """One step of `load.stages`: `users` reached at `spawn_rate` users/s, held `duration` s."""
+
+    duration: float
+    users: int
+    spawn_rate: float
+
+
+def stage_target(
+    stages: tuple[StageConfig, ...], elapsed: float, before: tuple[int, float]
+) -> tuple[int, float]:
+    """(users, spawn rate) the stages ask for `elapsed` seconds after they start.
+
+    `before` applies before the first stage (the warmup's `load.users`); after the
+    last stage its users stay. Stage `i` covers [sum of earlier durations, + its own).
+    """
+    if elapsed < 0 or not stages:
+        return before
+    end = 0.0
+    for stage in stages:
+        end += stage.duration
+        if elapsed < end:
+            return stage.users, stage.spawn_rate
+    return stages[-1].users, stages[-1].spawn_rate
+
+
+@dataclass(frozen=True)
 class LocustConfig:
     """Everything the Locust side needs; times in seconds.
 
@@ -41,6 +68,9 @@ class LocustConfig:
     requests: the built-in users' weighted requests (empty with a user locustfile).
     locust_csv_prefix: the `--csv` prefix Locust writes its own CSVs to; the listener
       writes their final state at quit (Locust only refreshes them every second).
+    users, spawn_rate: `load.users` and `load.spawnRate` (the stages' level before they start).
+    stages: `load.stages` (empty: no stages); stages_start: epoch s at which they start
+      (the measurement start), so they line up with faults on the same clock.
     """
 
     target_url: str
@@ -52,6 +82,10 @@ class LocustConfig:
     wait_max: float
     requests: tuple[RequestConfig, ...]
     locust_csv_prefix: str = ""
+    users: int = 1
+    spawn_rate: float = 1.0
+    stages: tuple[StageConfig, ...] = ()
+    stages_start: float = 0.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -60,6 +94,7 @@ class LocustConfig:
     def from_json(cls, text: str) -> LocustConfig:
         data = json.loads(text)
         data["requests"] = tuple(RequestConfig(**r) for r in data["requests"])
+        data["stages"] = tuple(StageConfig(**s) for s in data.get("stages", ()))
         return cls(**data)
 
     def write(self, path: Path) -> None:

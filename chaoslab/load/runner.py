@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from chaoslab.errors import LoadError
-from chaoslab.load.config import CONFIG_ENV, LocustConfig, RequestConfig
+from chaoslab.load.config import CONFIG_ENV, LocustConfig, RequestConfig, StageConfig
 from chaoslab.load.lifetime import ParentDeathSignal
 from chaoslab.load.stream import LOAD_COLUMNS, Bucket, LiveStats, StreamMerger
 from chaoslab.spec import LoadSpec
@@ -65,6 +65,7 @@ _LOG_TAIL_LINES = 40
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 _LISTENER = Path(__file__).with_name("listener.py")
 _BUILTIN_LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+_STAGES_SHAPE = Path(__file__).with_name("stages.py")
 
 _log = logging.getLogger(__name__)
 
@@ -75,7 +76,9 @@ class LoadRun:
     load: the experiment's `load:` section. target_url: the service URL, e.g.
     `http://127.0.0.1:40123`. bucket: `measure.bucket` in seconds. out_dir: the trial
     folder. seed: seeds user jitter and wait times. experiment_dir: the folder of the
-    experiment file, which `load.locustfile` is relative to.
+    experiment file, which `load.locustfile` is relative to. stages_start: the epoch
+    second `load.stages` start at (the measurement start); before it the load holds
+    `load.users`.
 
     Call `start()`, then `poll()` regularly (it returns rows once, in time order, and has
     already appended them to load.csv), `live()` for a status line, and `stop()` at the
@@ -96,6 +99,7 @@ class LoadRun:
         start_timeout: float = DEFAULT_START_TIMEOUT_S,
         clock: Callable[[], float] = time.time,
         python: str = sys.executable,
+        stages_start: float | None = None,
     ) -> None:
         self.load = load
         self.target_url = target_url.rstrip("/")
@@ -106,6 +110,7 @@ class LoadRun:
         self.start_timeout = start_timeout
         self._clock = clock
         self._python = python
+        self.stages_start = stages_start
         self._merger = StreamMerger(bucket, expected_streams=load.processes)
         self._process: subprocess.Popen[bytes] | None = None
         self._state = "new"  # new -> running -> stopping -> stopped | failed
@@ -292,6 +297,13 @@ class LoadRun:
             wait_max=self.load.wait_time.max,
             requests=() if self.load.locustfile else requests,
             locust_csv_prefix=self._csv_prefix,
+            users=self.load.users,
+            spawn_rate=self.load.spawn_rate,
+            stages=tuple(
+                StageConfig(duration=s.duration, users=s.users, spawn_rate=s.spawn_rate or self.load.spawn_rate)
+                for s in self.load.stages or ()
+            ),
+            stages_start=self.stages_start if self.stages_start is not None else self._clock(),
         )
 
     def _command(self, users_file: Path) -> list[str]:
@@ -300,7 +312,7 @@ class LoadRun:
             "-m",
             "locust",
             "-f",
-            f"{users_file},{_LISTENER}",
+            f"{users_file},{_LISTENER}" + (f",{_STAGES_SHAPE}" if self.load.stages else ""),
             "--headless",
             "--users",
             str(self.load.users),

@@ -163,6 +163,8 @@ class FakeKubeApi:
         self.fail: dict[str, ClusterError] = {}
         self.exec_handler: Callable[[str, str, str, list[str]], ExecResult] = lambda ns, pod, c, cmd: ExecResult(0, "7\n", "")
         self.replace_pods = True
+        # Whether metrics.k8s.io is served (metrics-server installed).
+        self.resource_metrics = True
         self.closed = False
         self._names = itertools.count(1)
         self._node_ports = itertools.count(30080)
@@ -288,6 +290,9 @@ class FakeKubeApi:
                     self._spawn_pod(namespace, obj)
             if kind == "Service":
                 self._sync_slice(namespace)
+
+    def has_resource_metrics(self) -> bool:
+        return self.resource_metrics
 
     def delete_object(self, namespace: str, kind: str, name: str) -> None:
         self.calls.append(("delete_object", namespace, kind, name))

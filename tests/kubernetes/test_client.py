@@ -41,6 +41,8 @@ class ApiServer(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     requests: list[tuple[str, str, str, bytes]] = []
     release = threading.Event()
+    # How /apis/metrics.k8s.io/v1beta1 answers: 200 (metrics-server), 404 (none), 503 (unavailable).
+    metrics_status = 404
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass
@@ -80,6 +82,10 @@ class ApiServer(BaseHTTPRequestHandler):
             # that pools the connection without reading the body sees it as the next
             # answer's status line (the flake this once was, made certain).
             self._send(200, {"major": "1", "minor": "34", "gitVersion": "v1.34.1"}, body_delay=0.05)
+        elif path.startswith("/apis/metrics.k8s.io/v1beta1"):
+            status = self.metrics_status
+            body = {"kind": "APIResourceList", "groupVersion": "metrics.k8s.io/v1beta1", "resources": [{"name": "pods"}]}
+            self._send(status, body if status == 200 else {"kind": "Status", "code": status, "message": "the server is currently unable to handle the request"})
         elif path.startswith("/api/v1/nodes"):
             self._send(403, FORBIDDEN)
         elif path.startswith("/api/v1/namespaces/locked"):
@@ -121,6 +127,7 @@ class ApiServer(BaseHTTPRequestHandler):
 def server() -> Iterator[ThreadingHTTPServer]:
     ApiServer.requests = []
     ApiServer.release = threading.Event()
+    ApiServer.metrics_status = 404
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), ApiServer)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)

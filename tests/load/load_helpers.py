@@ -147,12 +147,15 @@ def run_load(
     experiment_dir: Path | None = None,
     bucket: float = 0.1,
     during: Callable[[LoadRun], object] | None = None,
+    stages_start: float | None = None,
 ) -> Finished:
     """Run Locust through LoadRun for `seconds`, polling as the engine does, then stop it.
 
     during: optional callable(run) called once, half way through.
     """
-    run = LoadRun(load, url, bucket, trial, seed=7, experiment_dir=experiment_dir or trial.parent)
+    run = LoadRun(
+        load, url, bucket, trial, seed=7, experiment_dir=experiment_dir or trial.parent, stages_start=stages_start
+    )
     rows: list[Bucket] = []
     run.start()
     try:

@@ -74,13 +74,21 @@ def test_availability_chart(figures: dict[str, go.Figure]) -> None:
     outage = [s for s in shaded if s.fillcolor == charts.OKABE_ITO[0]]
     assert len(outage) == 1 and 2.0 < outage[0].x1 - outage[0].x0 < 3.5
     assert any(s.type == "line" and s.y0 == pytest.approx(99.0) for s in fig.layout.shapes)
+    # The Locust users of each trial on a right axis over the top panel, which keeps its own.
+    users = traces(fig, "users")
+    assert [t.name for t in users] == [f"{label} users" for label in LABELS]
+    axis = users[0].yaxis
+    assert {t.yaxis for t in users} == {axis} and axis not in ("y", "y2", "y3")
+    assert fig.layout[axis.replace("y", "yaxis")].overlaying == "y"
+    assert fig.layout[axis.replace("y", "yaxis")].title.text == "users (count)"
+    assert max(users[0].y) == 10  # the fixture's load.users
 
 
 def test_latency_chart(figures: dict[str, go.Figure]) -> None:
     fig = figures["latency"]
     assert fig.layout.title.text == "Deleting 1 pod: latency of successful requests with 1, 3 replicas"
     for label in LABELS:
-        assert {t.meta for t in fig.data if t.name and t.name.startswith(label)} == {"p50", "p95", "p99"}
+        assert {t.meta for t in fig.data if t.name and t.name.startswith(label)} == {"p50", "p95", "p99", "users"}
     assert [t.name for t in traces(fig, "legend_key")] == ["p50", "p95", "p99"]
     assert fig.layout.xaxis2.title.text == "time since measurement start (s)"
     assert fig.layout.yaxis.title.text == fig.layout.yaxis2.title.text == "latency (ms)"

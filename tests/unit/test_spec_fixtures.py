@@ -152,6 +152,13 @@ EXPECTED: list[tuple[str, int | None, str, str]] = [
     ),
     ("load-locustfile-syntax-error.yaml", 3, "load.locustfile", "broken.py:4: Python syntax error"),
     ("load-locustfile-no-user-class.yaml", 3, "load.locustfile", "no_user.py defines no Locust User class"),
+    # load stages and autoscaling
+    ("load-stages-past-duration.yaml", 6, "load.stages[1].duration", "stage 2 ends at 40s, after the measurement ends (timeline.duration: 30s)"),
+    ("load-stages-beside-own-shape.yaml", 4, "load.stages", "defines its own LoadTestShape (Steps)"),
+    ("autoscaling-without-cpu-request.yaml", 4, "workload.autoscaling", "needs workload.resources.requests.cpu"),
+    ("autoscaling-min-above-max.yaml", 5, "workload.autoscaling", "minReplicas (5) must not be above maxReplicas (3)"),
+    ("autoscaling-cpu-request-unreadable.yaml", 4, "workload.resources.requests.cpu", "expected a CPU quantity like 250m"),
+    ("autoscaling-policy-type-unknown.yaml", 10, "workload.autoscaling.behavior.scaleUp.policies[0].type", "expected one of: Pods, Percent"),
     ("measure-slo-window-below-bucket.yaml", 6, "measure.slo.window", "100ms is shorter than measure.bucket (500ms)"),
     (
         "pdb-both-fields.yaml",

@@ -113,6 +113,7 @@ class KubeClient:
         self._apps = k8s.AppsV1Api(api_client)
         self._policy = k8s.PolicyV1Api(api_client)
         self._discovery = k8s.DiscoveryV1Api(api_client)
+        self._autoscaling = k8s.AutoscalingV2Api(api_client)
 
     # --- error mapping --------------------------------------------------------------
 
@@ -198,6 +199,7 @@ class KubeClient:
             "Secret": self._core.create_namespaced_secret,
             "ServiceAccount": self._core.create_namespaced_service_account,
             "PodDisruptionBudget": self._policy.create_namespaced_pod_disruption_budget,
+            "HorizontalPodAutoscaler": self._autoscaling.create_namespaced_horizontal_pod_autoscaler,
         }
 
     def _deleters(self) -> dict[str, Callable[..., Any]]:
@@ -208,6 +210,7 @@ class KubeClient:
             "Secret": self._core.delete_namespaced_secret,
             "ServiceAccount": self._core.delete_namespaced_service_account,
             "PodDisruptionBudget": self._policy.delete_namespaced_pod_disruption_budget,
+            "HorizontalPodAutoscaler": self._autoscaling.delete_namespaced_horizontal_pod_autoscaler,
         }
 
     def create_object(self, namespace: str, body: Mapping[str, Any]) -> None:
@@ -223,6 +226,24 @@ class KubeClient:
         if deleter is None:
             raise ClusterError(f"cannot delete {kind} {name}: kind not supported")
         self._json(f"delete {kind} {namespace}/{name}", deleter, name, namespace)
+
+    def has_resource_metrics(self) -> bool:
+        """GET /apis/metrics.k8s.io/v1beta1: 404 (not registered) or 503 (its APIService,
+        metrics-server, is not available) mean no; a resource list means yes."""
+        try:
+            self._json(
+                "discover the resource metrics API",
+                k8s.CustomObjectsApi(self._api_client).get_api_resources,
+                "metrics.k8s.io",
+                "v1beta1",
+            )
+        except NotFound:
+            return False
+        except ClusterError as exc:
+            if isinstance(exc.__cause__, ApiException) and exc.__cause__.status == 503:
+                return False
+            raise
+        return True
 
     def read_deployment(self, namespace: str, name: str) -> DeploymentRecord:
         raw = self._json(f"read Deployment {namespace}/{name}", self._apps.read_namespaced_deployment, name, namespace)

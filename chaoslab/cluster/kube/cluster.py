@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chaoslab.cluster.base import ClusterEvent, Deployment, EventKind, Injection, Node, Pod
+from chaoslab.cluster.base import AutoscalerSample, ClusterEvent, Deployment, EventKind, Injection, Node, Pod
 from chaoslab.cluster.kube import manifests
 from chaoslab.cluster.kube.records import (
     EvictionBlocked,
@@ -37,6 +37,7 @@ from chaoslab.cluster.kube.safety import (
     check_context,
     check_namespace,
     check_not_control_plane,
+    require_resource_metrics,
 )
 from chaoslab.cluster.kube.watches import (
     Causes,
@@ -211,7 +212,9 @@ class KubernetesCluster:
             raise ClusterError("deploy was already called on this cluster connection")
         # Objects first: a mistake in the user's manifests must not leave a namespace behind.
         namespace = self.spec.namespace or self._fresh_namespace_name(workload)
-        objects = self._workload_objects(workload, namespace)
+        objects = manifests.with_autoscaler(self._workload_objects(workload, namespace), workload)
+        if workload.autoscaling is not None:
+            require_resource_metrics(self.api)  # before anything exists: nothing to undo
         self._prepare_namespace(namespace)
         self.objects = objects
         self._desired = objects.replicas
@@ -787,6 +790,10 @@ class KubernetesCluster:
         self._check_watchers()
         return iter(events)
 
+    def autoscaler_samples(self) -> Iterator[AutoscalerSample]:
+        """The real HPA's evaluations are not sampled (yet): its scaling shows in events."""
+        return iter(())
+
     # --- teardown -------------------------------------------------------------------
 
     def teardown(self, deployment: Deployment) -> None:
@@ -934,3 +941,4 @@ def _no_shell(what: str, image: str, cause: Exception) -> UsageError:
         f"{what} is unsupported for image {image}: it runs `kill` through /bin/sh in the "
         f"container, and the image has none ({cause}); use pod-delete, or an image with a shell"
     )
+

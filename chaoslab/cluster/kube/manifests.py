@@ -14,7 +14,7 @@ Python image, configured by the same environment variables.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -354,6 +354,40 @@ def manifest_objects(workload: WorkloadSpec, documents: Sequence[tuple[str, dict
         has_shell=None,
         owned=tuple((str(o["kind"]), str(o["metadata"]["name"])) for o in objects),
     )
+
+
+def autoscaler_body(workload: WorkloadSpec, deployment: str, labels: Mapping[str, str]) -> dict[str, Any]:
+    """The workload's HorizontalPodAutoscaler (autoscaling/v2), field for field from the spec.
+
+    Unset behaviour fields are left out, so the API server fills in its own defaults
+    (and the controller its --horizontal-pod-autoscaler-downscale-stabilization).
+    """
+    scaling = workload.autoscaling
+    assert scaling is not None
+    spec: dict[str, Any] = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+        "minReplicas": scaling.min_replicas,
+        "maxReplicas": scaling.max_replicas,
+        "metrics": [metric.model_dump(by_alias=True) for metric in scaling.metrics],
+    }
+    behavior = scaling.behavior.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True)
+    if behavior:
+        spec["behavior"] = behavior
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": deployment, "labels": dict(labels)},
+        "spec": spec,
+    }
+
+
+def with_autoscaler(objects: WorkloadObjects, workload: WorkloadSpec) -> WorkloadObjects:
+    """`objects` plus the HPA when the workload has `autoscaling` (created after the Deployment)."""
+    if workload.autoscaling is None:
+        return objects
+    labels = standard_labels(workload.name)
+    body = autoscaler_body(workload, objects.deployment, labels)
+    return replace(objects, objects=(*objects.objects, body), owned=(*objects.owned, ("HorizontalPodAutoscaler", objects.deployment)))
 
 
 def _selects(service: Mapping[str, Any], pod_labels: Mapping[str, str]) -> bool:

@@ -12,8 +12,8 @@ import fnmatch
 import math
 from collections.abc import Iterable, Sequence
 
-from chaoslab.cluster.kube.records import Connection, NodeRecord
-from chaoslab.errors import UsageError
+from chaoslab.cluster.kube.records import Connection, KubeApi, NodeRecord
+from chaoslab.errors import ClusterError, UsageError
 
 # Context names that local tools create for throwaway clusters on this machine:
 # minikube names its context `minikube` (or the --profile), kind `kind-<cluster>`,
@@ -105,3 +105,18 @@ def check_blast_radius(
         "lower the fault's target, restore earlier node faults first, or raise "
         "maxBlastRadius"
     )
+
+
+METRICS_SERVER_HINT = (
+    "workload.autoscaling needs the resource metrics API (metrics.k8s.io), and this cluster "
+    "serves none: a HorizontalPodAutoscaler would never see CPU and never scale. Install "
+    "metrics-server (minikube: `minikube addons enable metrics-server`; other clusters: "
+    "https://github.com/kubernetes-sigs/metrics-server#installation), wait until "
+    "`kubectl top pods -A` answers, then run again. Nothing was deployed"
+)
+
+
+def require_resource_metrics(api: KubeApi) -> None:
+    """Raise ClusterError (exit 3) naming metrics-server when metrics.k8s.io is not served."""
+    if not api.has_resource_metrics():
+        raise ClusterError(METRICS_SERVER_HINT)

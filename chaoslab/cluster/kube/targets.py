@@ -14,6 +14,7 @@ from pathlib import Path
 from chaoslab.cluster.kube import manifests
 from chaoslab.cluster.kube.records import KubeApi, NodeRecord, NotFound
 from chaoslab.cluster.kube.safety import (
+    require_resource_metrics,
     SYSTEM_NAMESPACES,
     blast_radius_limit,
     check_context,
@@ -66,6 +67,13 @@ def describe_targets(
             check_context(connection, spec.allow_contexts, yes)
         except UsageError as exc:
             lines.append(f"  REFUSED: {exc}")
+        if workload.autoscaling is not None:
+            require_resource_metrics(api)  # exit 3 at the dry run already, naming metrics-server
+            scaling = workload.autoscaling
+            lines.append(
+                f"  autoscaling: HorizontalPodAutoscaler (autoscaling/v2) {scaling.min_replicas}-{scaling.max_replicas} "
+                f"replicas at {scaling.target_utilization}% CPU; the resource metrics API answers"
+            )
         lines += _namespace_lines(api, spec.namespace, workload.name)
         lines += _workload_lines(experiment, base_dir or Path.cwd(), spec.namespace or f"chaoslab-{workload.name}-xxxxxx")
         nodes = sorted(api.list_nodes().items, key=lambda n: (not n.control_plane, n.name))

@@ -435,9 +435,14 @@ class EndpointTracker(Tracker):
         return events
 
 
+# The new replica count in the HPA controller's SuccessfulRescale event message.
+_NEW_SIZE = re.compile(r"New size: (\d+)")
+
+
 class EventTracker(Tracker):
     """core/v1 Events: the evictions (and cancelled evictions) the pod objects alone may
-    not show (taint manager)."""
+    not show (taint manager), and the HorizontalPodAutoscaler's rescales (`hpa_scaled`,
+    the new size and its reason)."""
 
     def __init__(self, causes: Causes) -> None:
         super().__init__()
@@ -447,6 +452,21 @@ class EventTracker(Tracker):
         assert new is None or isinstance(new, EventRecord)
         if new is None or old is not None:
             return []  # an Event's count going up repeats news already told
+        if new.reason == "SuccessfulRescale" and new.object_kind == "HorizontalPodAutoscaler":
+            # kube-controller-manager: "New size: 3; reason: cpu resource utilization
+            # (percentage of request) above target".
+            size = _NEW_SIZE.search(new.message)
+            if size is not None:
+                return [
+                    ClusterEvent(
+                        ts=event_time(new.ts, observed),
+                        kind=EventKind.HPA_SCALED,
+                        object="hpa",
+                        name=new.object_name,
+                        reason=new.reason,
+                        detail=f"replicas={size.group(1)} message={new.message}",
+                    )
+                ]
         if new.object_kind != "Pod":
             return []
         if new.reason == "TaintManagerEviction" and new.message.startswith(EVICTION_CANCELLED_PREFIX):

@@ -33,8 +33,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from chaoslab.cluster.base import ClusterEvent, Deployment, EventKind, Injection, Node, Pod
+from chaoslab.cluster.base import AutoscalerSample, ClusterEvent, Deployment, EventKind, Injection, Node, Pod
 from chaoslab.cluster.sim.controllers import ControlPlane, desired_healthy
+from chaoslab.cluster.sim.hpa import HorizontalPodAutoscalers
 from chaoslab.cluster.sim.kubelet import Kubelet
 from chaoslab.cluster.sim.probes import Prober
 from chaoslab.cluster.sim.processes import PortAllocator, Reaper, describe_exit, tail
@@ -159,6 +160,7 @@ class SimCluster:
         base_env = dict(os.environ)
         self._kubelets = {name: Kubelet(self._world, node, self._prober, base_env) for name, node in nodes.items()}
         self._control = ControlPlane(self._world, self._rng, self._log_dir, self._publish)
+        self._autoscalers = HorizontalPodAutoscalers(self._world, clock)
         self._services: dict[str, ServiceProxyProcess] = {}
         self._service_failures: dict[str, str] = {}
         self._faults: dict[str, _ActiveFault] = {}
@@ -212,6 +214,7 @@ class SimCluster:
                     reason="deploy",
                     detail=f"replicas={workload.replicas}",
                 )
+                self._autoscalers.add(self._world.deployments[workload.name], time.monotonic())
             return Deployment(name=workload.name, namespace=NAMESPACE, replicas=workload.replicas)
 
         return self._call(create)
@@ -291,6 +294,10 @@ class SimCluster:
         """Events recorded since the previous call (non-blocking drain), in order."""
         return self._world.events.drain()
 
+    def autoscaler_samples(self) -> Iterator[AutoscalerSample]:
+        """HPA evaluations since the previous call (non-blocking drain), in order."""
+        return self._autoscalers.samples()
+
     def check_faults(self, deployment: Deployment, faults: Sequence[FaultSpec]) -> None:
         """Nothing to refuse: a simulated pod is a process this machine can signal, and the
         loader has already checked node names and counts against the simulated nodes."""
@@ -342,6 +349,7 @@ class SimCluster:
                     for kubelet in self._kubelets.values():
                         kubelet.tick(now)
                     self._control.tick(now)
+                    self._autoscalers.tick(now)
                 if self._wake.wait(self._sleep_time(now)):
                     self._wake.clear()
         except BaseException as exc:  # noqa: BLE001 - recorded and re-raised to every caller
@@ -665,6 +673,7 @@ class SimCluster:
             pod.process = None
             self._world.remove_pod(pod, reason="teardown", detail=describe_exit(status) if status is not None else "")
         del self._world.deployments[name]
+        self._autoscalers.remove(name)
         service = self._services.pop(name, None)
         if service is not None:
             service.stop()

@@ -119,6 +119,7 @@ class SimPod:
     ready: bool = False
     kubelet_ready: bool = False
     ready_since: float | None = None
+    ready_transition: float | None = None  # the Ready condition's lastTransitionTime
     readiness: ProbeTracker | None = None
     liveness: ProbeTracker | None = None
     # deletion
@@ -249,6 +250,7 @@ class World:
             return
         pod.ready = ready
         pod.ready_since = now if ready else None
+        pod.ready_transition = now
         kind = EventKind.POD_READY if ready else EventKind.POD_NOT_READY
         self.emit(kind, "pod", pod.name, node=pod.node or "", reason=reason, detail=detail)
 

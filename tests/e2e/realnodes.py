@@ -678,6 +678,7 @@ def kube_proxy_config(node: NodeRecord) -> dict[str, Any]:
         "clusterCIDR": POD_CIDR,
         "hostnameOverride": node.name,
         "bindAddress": node.address,
+        "nodePortAddresses": ["primary"],  # NodePorts on the node's own address only
         "healthzBindAddress": "127.0.0.1:10256",
         "metricsBindAddress": "127.0.0.1:10249",
         # Do not touch the host's conntrack sysctls (nf_conntrack_max is kernel-wide).

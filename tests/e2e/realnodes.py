@@ -117,6 +117,12 @@ KUBELET_SYSCTLS = {
 # Other host sysctls a node could reach (conntrack sizing, forwarding): recorded and
 # checked too. kube-proxy is told not to touch conntrack (maxPerCore 0, timeouts 0).
 WATCHED_SYSCTLS = (*KUBELET_SYSCTLS, "net/ipv4/ip_forward", "net/netfilter/nf_conntrack_max")
+# cgroup v1 cpu.shares of the nodes' parent cgroup, per node. Docker's default parent
+# (/docker, 1024) would make all nodes and their pods together weigh as much as ONE
+# process of the host: on a busy shared machine they would get a sliver of the CPU that
+# sim's pods (plain processes) get, and scaling out could not add any. Each node weighs
+# as two host processes instead, as if it brought some CPU of its own.
+CPU_SHARES_PER_NODE = 2048
 # Bounds, generous for a shared 2-core machine.
 DOCKERD_READY_SECONDS = 60.0
 NODES_READY_SECONDS = 180.0
@@ -153,6 +159,7 @@ class State:
     gateway: str
     bridge: str
     node_image: str
+    cgroup: str = ""  # the nodes' parent cgroup (a name under each /sys/fs/cgroup hierarchy)
     nodes: tuple[NodeRecord, ...] = ()
     processes: tuple[lc.ProcessRecord, ...] = ()  # dockerd, the API forwarder
     host_sysctls: tuple[tuple[str, str], ...] = ()
@@ -176,6 +183,7 @@ class State:
         return State(
             **{k: data[k] for k in ("state_dir", "control_plane_dir", "kubeconfig", "context", "docker_host",
                                     "network", "subnet", "gateway", "bridge", "node_image")},
+            cgroup=data.get("cgroup", ""),
             nodes=tuple(NodeRecord(**n) for n in data["nodes"]),
             processes=tuple(lc.ProcessRecord(**{**p, "argv": tuple(p["argv"])}) for p in data["processes"]),
             host_sysctls=tuple((k, v) for k, v in data["host_sysctls"]),
@@ -236,9 +244,17 @@ def host_links() -> list[str]:
     return sorted(p.name for p in Path("/sys/class/net").iterdir())
 
 
+def host_cgroups() -> list[str]:
+    """Top-level cgroups of every hierarchy (the nodes' parent must be gone after)."""
+    root = Path("/sys/fs/cgroup")
+    if not root.is_dir():
+        return []
+    return sorted(f"{h.name}/{c.name}" for h in root.iterdir() if h.is_dir() for c in h.iterdir() if c.is_dir())
+
+
 def host_snapshot() -> dict[str, Any]:
-    """What the suite must leave unchanged on the host: sysctls, nft ruleset, links."""
-    return {"sysctls": read_sysctls(), "nft": nft_ruleset(), "links": host_links()}
+    """What the suite must leave unchanged on the host: sysctls, nft ruleset, links, cgroups."""
+    return {"sysctls": read_sysctls(), "nft": nft_ruleset(), "links": host_links(), "cgroups": host_cgroups()}
 
 
 def compare_host(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
@@ -251,6 +267,9 @@ def compare_host(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[st
     removed = sorted(set(before["links"]) - set(after["links"]))
     if added or removed:
         differences.append(f"network links added {added}, removed {removed}")
+    left = sorted(set(after.get("cgroups", ())) - set(before.get("cgroups", ())))
+    if left:
+        differences.append(f"cgroups left behind: {left}")
     return differences
 
 
@@ -753,7 +772,7 @@ def node_run_args(node: NodeRecord, state: State, folder: Path, found: NodeArtif
         "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
         "--security-opt", "systempaths=unconfined",
         "--device-cgroup-rule", "a *:* rwm", "--device", "/dev/kmsg",
-        "--cgroupns", "private",
+        "--cgroupns", "private", "--cgroup-parent", f"/{state.cgroup}", "--cpu-shares", str(CPU_SHARES_PER_NODE),
         "--tmpfs", "/run", "--tmpfs", "/tmp",
         "--volume", f"{node.name}-containerd:/var/lib/containerd",
         "--volume", f"{folder / 'conf'}:/etc/chaoslab:ro",
@@ -885,6 +904,7 @@ def _start(state_dir: Path, workers: int, found: NodeArtifacts, environ: Mapping
         state_dir=str(state_dir), control_plane_dir=str(state_dir / "cp"), kubeconfig=str(state_dir / "cp" / "kubeconfig"),
         context=lc.CONTEXT, docker_host=f"unix://{state_dir}/docker.sock", network=f"chaoslab-e2e-{digest}",
         subnet=subnet, gateway=gateway, bridge=f"clab-{digest}", node_image=f"{NODE_IMAGE_REPO}:{found.images_key()}",
+        cgroup=f"chaoslab-nodes-{digest}",
         nodes=nodes, host_sysctls=tuple(before.items()), host_nft=nft_ruleset(),
     )
     write_state(state)
@@ -909,6 +929,7 @@ def _start(state_dir: Path, workers: int, found: NodeArtifacts, environ: Mapping
     state = replace(state, processes=(dockerd, forwarder))
     write_state(state)
     server = f"https://{gateway}:{forward_port}"
+    make_parent_cgroup(state.cgroup, len(nodes))
     for node in nodes:
         folder = state_dir / "nodes" / node.name
         write_node_config(folder, node, nodes, server, Path(state.kubeconfig), found.images_key())
@@ -939,6 +960,28 @@ def _label_control_plane(api: lc.Api) -> None:
                                   content_type="application/merge-patch+json")
     if status >= 300:
         raise RealNodesError(f"labelling {lc.CONTROL_PLANE_NODE} failed: HTTP {status}: {payload}")
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def make_parent_cgroup(name: str, nodes: int) -> None:
+    """The nodes' parent cgroup, weighted for `nodes` nodes (cgroup v1 cpu controller;
+    runc creates it in the other hierarchies). Removed by `down`."""
+    cpu = CGROUP_ROOT / "cpu"
+    if not (cpu / "cpu.shares").is_file():
+        return  # not cgroup v1: the nodes keep docker's default weight
+    (cpu / name).mkdir(exist_ok=True)
+    (cpu / name / "cpu.shares").write_text(str(CPU_SHARES_PER_NODE * nodes))
+
+
+def remove_parent_cgroup(name: str) -> None:
+    if not name:
+        return
+    for hierarchy in CGROUP_ROOT.iterdir():
+        folder = hierarchy / name
+        if folder.is_dir():
+            folder.rmdir()  # empty once the containers are gone; OSError otherwise
 
 
 def _wait_for_bridge_address(bridge: str, gateway: str) -> None:
@@ -1036,6 +1079,7 @@ def _down_locked(state_dir: Path, environ: Mapping[str, str], log: Callable[[str
         running = [r for r in (dockerd,) if r is not None]
         restarted = _dockerd_records(state_dir)
         step("stop dockerd", lambda: _stop_dockerd([*running, *restarted], log))
+        step("remove the nodes' cgroup", lambda: remove_parent_cgroup(state.cgroup))
         step("restore host sysctls", lambda: _restore_sysctls(dict(state.host_sysctls), log))
         if Path("/sys/class/net", state.bridge).exists():
             problems.append(f"the bridge {state.bridge} is still there")

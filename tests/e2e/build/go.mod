@@ -4,9 +4,10 @@
 // `go install k8s.io/kubernetes/cmd/...@v1.36.3` is refused. This module requires
 // k8s.io/kubernetes and replaces every staging module (the `=> ./staging/...` lines of
 // that version's go.mod) with its published v0.36.3, then builds the commands with
-// `go build` (see tests/e2e/localcluster.py). KWOK v0.8.0 is built against the same
-// k8s.io/* v0.36.x libraries, and etcd is the server version Kubernetes itself pins, so
-// the five binaries share one dependency graph and one compile of the common packages.
+// `go build` (see tests/e2e/localcluster.py; kubelet and kube-proxy for the real nodes,
+// tests/e2e/realnodes.py). KWOK v0.8.0 is built against the same k8s.io/* v0.36.x
+// libraries, and etcd is the server version Kubernetes itself pins, so the seven
+// binaries share one dependency graph and one compile of the common packages.
 // Change a version here and the cache key changes with it (a fresh build).
 module chaoslab.test/e2e/k8sbuild
 

@@ -52,6 +52,7 @@ import platform
 import re
 import selectors
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -1160,6 +1161,10 @@ def _print_tail(path: Path, what: str, log: Callable[[str], None], lines: int) -
 # --- command line -----------------------------------------------------------------------
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     env = dict(os.environ if environ is None else environ)
 
@@ -1194,6 +1199,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         elif args.command == "up":
             if args.workers < 1:
                 raise RealNodesError(f"--workers {args.workers}: at least one worker node is needed")
+            # SIGTERM as Ctrl-C: a half-started cluster is removed before exiting.
+            signal.signal(signal.SIGTERM, _interrupt)
             up(state_dir, args.workers, env, log)
         elif args.command == "down":
             down(state_dir, env, log)

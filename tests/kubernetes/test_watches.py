@@ -10,6 +10,7 @@ from chaoslab.cluster.kube.records import WatchExpired
 from chaoslab.cluster.kube.watches import (
     Causes,
     EventSink,
+    EventTracker,
     NodeTracker,
     PodTracker,
     ResourceWatcher,
@@ -202,3 +203,22 @@ def test_the_running_backend_resumes_after_410_on_every_watch(make_cluster, api:
     # Nothing is told twice.
     rows = [(e.kind, e.name) for e in log.events if e.kind is not EventKind.FAULT_INJECTED]
     assert len(rows) == len(set(rows))
+
+
+def _taint_manager_event(name: str, message: str) -> object:
+    return convert.event_from_json({
+        "metadata": {"name": name, "namespace": "chaoslab-web-1", "resourceVersion": "7"},
+        "reason": "TaintManagerEviction", "message": message, "type": "Normal",
+        "involvedObject": {"kind": "Pod", "name": "web-1"}, "lastTimestamp": iso(T0 + 20),
+    })
+
+
+def test_a_cancelled_taint_manager_eviction_is_not_an_eviction() -> None:
+    """Seen on real nodes: a node back before the pod's toleration ran out gets the taint
+    manager's "Cancelling deletion of Pod ..." under the eviction's reason."""
+    tracker = EventTracker(Causes())
+    cancelled = _taint_manager_event("e1", "Cancelling deletion of Pod chaoslab-web-1/web-1")
+    assert tracker.apply("ADDED", cancelled, T0 + 20.1) == []
+    marked = _taint_manager_event("e2", "Marking for deletion Pod chaoslab-web-1/web-1")
+    (evicted,) = tracker.apply("ADDED", marked, T0 + 30.1)
+    assert evicted.kind is EventKind.POD_EVICTED and evicted.name == "web-1"

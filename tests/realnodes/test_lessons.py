@@ -85,12 +85,21 @@ SCALE = (
     "--set", "timeline.warmup=3s",
     "--set", "timeline.duration=15s",
 )
+NODE_HANG = (
+    *SIM_TIMINGS,
+    "--set", "workload.app.startupSeconds=0.5",
+    "--set", "faults.0.at=2s",
+    "--set", "faults.0.restoreAfter=16s",  # after the grace period, before any eviction
+    "--set", "timeline.warmup=2s",
+    "--set", "timeline.duration=24s",
+)
 LESSONS = {
     "replicas-pod-delete": POD_DELETE,
     "container-crashloop": CRASHLOOP,
     "node-crash-tolerations": NODE_CRASH,
     "node-drain-pdb": NODE_DRAIN,
     "scale-under-load": SCALE,
+    "node-hang-vs-crash": NODE_HANG,
 }
 
 
@@ -194,3 +203,23 @@ def test_scale_under_load_more_replicas_serve_more(run_on_nodes) -> None:
     row = summary_rows(result.run).iloc[0]
     assert after > 1.15 * before or row["p50_ms_after"] < 0.75 * row["p50_ms_before"], (before, after, row.to_dict())
     assert row["p50_ms_before"] > 50, row.to_dict()
+
+
+def test_node_hang_and_crash_time_out_until_the_endpoint_drops(run_on_nodes) -> None:
+    result = run_on_nodes("node-hang-vs-crash.yaml", *NODE_HANG)
+    save_numbers("node-hang-vs-crash", result)
+    trials = trials_by(result.run, "faults.0.action")
+    assert set(trials) == {"node-crash", "node-hang"}
+    for action, trial in trials.items():
+        (fault,) = fault_times(trial)
+        failures = failures_by_class(trial, *measure_window(trial))
+        # No RST from a killed or frozen node (`docker kill` / `docker pause`): clients wait.
+        assert failures["timeout"] > 0, (action, failures)
+        # The endpoint stays until the node controller gives up on the node.
+        dropped = first_event_after(trial, "endpoint_removed", fault)
+        assert GRACE_S - 3 < dropped < GRACE_S + 4, (action, dropped)
+        # tolerationSeconds 300: the node is back long before anything is evicted.
+        assert math.isnan(first_event_after(trial, "pod_evicted", fault)), action
+    # The way back: a crashed node restarts its pod's container, a hung one resumes it.
+    assert len(events_of(trials["node-crash"], "container_restarted")) >= 1
+    assert len(events_of(trials["node-hang"], "container_restarted")) == 0

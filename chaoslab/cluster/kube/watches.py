@@ -47,6 +47,10 @@ DISRUPTION_CONDITION = "DisruptionTarget"
 # Event reasons that mean a pod was evicted: the taint manager (NoExecute taint past
 # tolerationSeconds) and the kubelet (node pressure).
 EVICTION_EVENT_REASONS = frozenset({"TaintManagerEviction", "Evicted"})
+# The taint manager reports the *cancellation* of an eviction under the same reason
+# ("Cancelling deletion of Pod ns/name", pkg/controller/tainteviction), when the node's
+# NoExecute taint goes before the pod's toleration ran out: not an eviction.
+_EVICTION_CANCELLED = re.compile(r"^Cancelling deletion\b")
 # "back-off 20s restarting failed container=app pod=..." (kubelet CrashLoopBackOff message).
 _BACK_OFF = re.compile(r"back-off (?:(\d+)m)?(\d+)s")
 
@@ -442,7 +446,7 @@ class EventTracker(Tracker):
         assert new is None or isinstance(new, EventRecord)
         if new is None or old is not None:
             return []  # an Event's count going up repeats news already told
-        if new.reason in EVICTION_EVENT_REASONS and new.object_kind == "Pod":
+        if new.reason in EVICTION_EVENT_REASONS and new.object_kind == "Pod" and not _EVICTION_CANCELLED.match(new.message):
             if self._causes.first_eviction(new.object_name):
                 return [
                     ClusterEvent(

@@ -37,26 +37,22 @@ Usage (the Makefile's e2e-nodes target calls these):
     python tests/e2e/realnodes.py down                 remove everything `up` made
     python tests/e2e/realnodes.py status | logs | env | host-state
 
-Standard library only (and localcluster.py beside it), like localcluster.py.
+Standard library only (and localcluster.py beside it), like localcluster.py. What is built
+lives in nodeimages.py, each node's configuration in nodeconfig.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
-import io
 import json
 import os
-import platform
-import re
 import selectors
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -72,49 +68,30 @@ else:  # run as a script, before any virtualenv exists
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import localcluster as lc  # noqa: E402
 
-# Bumped when the way nodes' binaries or images are made changes: a new cache key.
-NODE_RECIPE = 1
-# Debian packages of the node image (bookworm: containerd 1.6.20, runc 1.1.5,
-# containernetworking-plugins 1.1.1 with the plugins in /usr/lib/cni, iptables 1.8.9 on
-# its nft backend). busybox-static also provides the workload image's binary.
-NODE_PACKAGES = (
-    "containerd", "runc", "containernetworking-plugins", "iptables", "iproute2", "conntrack",
-    "ca-certificates", "procps", "util-linux", "mount", "busybox-static",
-)
-# The Python image: Debian's python3 (3.11 in bookworm); `python` is what the backend runs.
-PYTHON_PACKAGES = ("python3", "python-is-python3")
-# Pod image names. A registry-like host part that cannot resolve, and no `latest` tag,
-# so the kubelet's default IfNotPresent policy uses the imported image and never pulls.
-PAUSE_IMAGE = "chaoslab.local/pause:1"
-PYTHON_IMAGE = "chaoslab.local/python:3.11"
-WORKLOAD_IMAGE = "chaoslab.local/httpd:1"
-WORKLOAD_PORT = 8080
+if __package__:
+    from .nodeconfig import KUBELET_SYSCTLS, NODE_LEASE_SECONDS, POD_CIDR, NodeRecord, write_node_config
+    from .nodeimages import (
+        NODE_RECIPE, PAUSE_IMAGE, PYTHON_IMAGE, WORKLOAD_IMAGE, WORKLOAD_PORT, NodeArtifacts, build, write_docker_archive,
+    )
+else:
+    from nodeconfig import KUBELET_SYSCTLS, NODE_LEASE_SECONDS, POD_CIDR, NodeRecord, write_node_config  # noqa: E402
+    from nodeimages import (  # noqa: E402
+        NODE_RECIPE, PAUSE_IMAGE, PYTHON_IMAGE, WORKLOAD_IMAGE, WORKLOAD_PORT, NodeArtifacts, build, write_docker_archive,
+    )
+
+__all__ = [  # what the tests use from here, wherever it is defined
+    "KUBELET_SYSCTLS", "NODE_RECIPE", "PAUSE_IMAGE", "PYTHON_IMAGE", "WORKLOAD_IMAGE", "NodeRecord", "State",
+    "write_docker_archive", "write_node_config",
+]
+
 NODE_IMAGE_REPO = "chaoslab-e2e/node"
 # Docker labels on everything made, so `down` and the tests can find exactly it.
 OWNER_LABEL = "chaoslab.e2e/owner"
-# The node-lifecycle timing of the control plane (localcluster.py's shortened defaults:
-# grace 10 s, monitor period 1 s) and of the kubelets: an 8 s Lease renewed every 2 s
-# (upstream kubelet: 40 s, every 10 s) and a node status every 2 s (upstream: 10 s).
-NODE_LEASE_SECONDS = 8
-NODE_STATUS_UPDATE_SECONDS = 2
 DEFAULT_WORKERS = 3
-# Pod network: one /24 per node (index 0 = the control-plane node), routed node to node.
-POD_CIDR = "10.244.0.0/16"
 # The node network: a /24 out of this range that no host route overlaps; the host's
 # bridge address is .1, the control-plane node .10, workers .11, .12, ...
 NODE_SUBNET_CANDIDATES = tuple(f"172.28.{i}.0/24" for i in range(200, 250))
 FIRST_NODE_HOST = 10
-# The kernel-wide sysctls the kubelet sets (setupKernelTunables in
-# pkg/kubelet/cm/container_manager_linux.go) with the values it wants; they are global,
-# not per network namespace, so a node container would change the host's.
-KUBELET_SYSCTLS = {
-    "vm/overcommit_memory": "1",
-    "vm/panic_on_oom": "0",
-    "kernel/panic": "10",
-    "kernel/panic_on_oops": "1",
-    "kernel/keys/root_maxkeys": "1000000",
-    "kernel/keys/root_maxbytes": "25000000",
-}
 # Other host sysctls a node could reach (conntrack sizing, forwarding): recorded and
 # checked too. kube-proxy is told not to touch conntrack (maxPerCore 0, timeouts 0).
 WATCHED_SYSCTLS = (*KUBELET_SYSCTLS, "net/ipv4/ip_forward", "net/netfilter/nf_conntrack_max")
@@ -136,14 +113,6 @@ class RealNodesError(lc.LocalClusterError):
 
 
 # --- settings and state ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NodeRecord:
-    name: str  # the Kubernetes node name, also the container's name
-    address: str
-    pod_cidr: str
-    control_plane: bool
 
 
 @dataclass(frozen=True)
@@ -274,261 +243,6 @@ def compare_host(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[st
     return differences
 
 
-# --- building ----------------------------------------------------------------------------
-
-
-PAUSE_SOURCE = r"""
-/* The pod sandbox's process: holds the pod's namespaces, reaps orphans (it is PID 1 of a
-   shared PID namespace), exits 0 on SIGTERM/SIGINT. */
-#include <signal.h>
-#include <stddef.h>
-#include <sys/wait.h>
-#include <unistd.h>
-static void stop(int sig) { (void)sig; _exit(0); }
-static void reap(int sig) { (void)sig; while (waitpid(-1, NULL, WNOHANG) > 0) {} }
-int main(void) {
-  struct sigaction sa = {0};
-  sa.sa_handler = stop;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sa.sa_handler = reap;
-  sa.sa_flags = SA_NOCLDSTOP | SA_RESTART;
-  sigaction(SIGCHLD, &sa, NULL);
-  for (;;) pause();
-  return 0;
-}
-"""
-
-
-@dataclass(frozen=True)
-class NodeArtifacts:
-    """The cache folders: kubelet + kube-proxy (keyed by the Go module), images (by recipe)."""
-
-    bin: Path
-    images: Path
-
-    def binaries_complete(self) -> bool:
-        return (self.bin / "BUILD-INFO.json").is_file() and all((self.bin / n).is_file() for n in ("kubelet", "kube-proxy"))
-
-    def images_complete(self) -> bool:
-        return (self.images / "BUILD-INFO.json").is_file() and all(
-            (self.images / n).is_file() for n in ("node-rootfs.tar", "pause.tar", "python.tar", "workload.tar")
-        )
-
-    def images_key(self) -> str:
-        return self.images.name.rsplit("-", 1)[-1]
-
-
-def images_key() -> str:
-    digest = hashlib.sha256()
-    digest.update(f"recipe={NODE_RECIPE}".encode())
-    for part in (NODE_PACKAGES, PYTHON_PACKAGES, (PAUSE_IMAGE, PYTHON_IMAGE, WORKLOAD_IMAGE), (PAUSE_SOURCE,)):
-        digest.update("\0".join(part).encode())
-    return digest.hexdigest()[:12]
-
-
-def artifacts(environ: Mapping[str, str]) -> NodeArtifacts:
-    root = lc.cache_root(environ)
-    versions = lc.build_versions()
-    return NodeArtifacts(
-        bin=root / f"nodes-{versions.kubernetes}-{lc.build_key()}-r{NODE_RECIPE}" / "bin",
-        images=root / f"node-images-{images_key()}",
-    )
-
-
-def _require(command: str, package: str) -> str:
-    found = shutil.which(command)
-    if found is None:
-        raise RealNodesError(f"the `{command}` command is needed to build the real nodes (Debian: apt-get install {package})")
-    return found
-
-
-def build_binaries(folder: Path, environ: Mapping[str, str], log: Callable[[str], None]) -> None:
-    """kubelet and kube-proxy from tests/e2e/build, as localcluster builds the control plane."""
-    versions = lc.build_versions()
-    go = lc._go_command(environ)
-    started = time.monotonic()
-    staging = folder.parent / f"bin.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    cores = max(1, min(2, os.cpu_count() or 1))
-    env = {**environ, "CGO_ENABLED": "0", "GOMAXPROCS": str(cores), "GOFLAGS": "-mod=readonly -buildvcs=false"}
-    nice = ["nice", "-n", "10"] if shutil.which("nice") else []
-    try:
-        lc._run_go(nice + [go, "build", "-p", str(cores), "-trimpath", "-ldflags", lc._kubernetes_ldflags(versions.kubernetes),
-                           "-o", str(staging) + "/", "k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes/cmd/kube-proxy"],
-                   env, "kubelet and kube-proxy", log)
-        seconds = round(time.monotonic() - started, 1)
-        info = {"kubernetes": versions.kubernetes, "go_toolchain": lc._go_version(go, env), "build_seconds": seconds,
-                "built": time.time(), "recipe": NODE_RECIPE}
-        (staging / "BUILD-INFO.json").write_text(json.dumps(info, indent=2))
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.rename(folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    log(f"built kubelet and kube-proxy in {seconds:.0f}s: {folder}")
-
-
-def apt_sources() -> tuple[str, list[Path]]:
-    """The suite and the apt source files this machine uses (deb822 .sources or .list)."""
-    files = []
-    main_list = Path("/etc/apt/sources.list")
-    if main_list.is_file() and any(line.strip().startswith("deb ") for line in main_list.read_text().splitlines()):
-        files.append(main_list)
-    parts = Path("/etc/apt/sources.list.d")
-    if parts.is_dir():
-        files += sorted(p for p in parts.iterdir() if p.suffix in (".list", ".sources") and p.is_file())
-    suites = []
-    for path in files:
-        text = path.read_text()
-        suites += re.findall(r"^Suites:\s*(\S+)", text, re.MULTILINE)
-        suites += re.findall(r"^deb\s+(?:\[[^]]*\]\s+)?\S+\s+(\S+)", text, re.MULTILINE)
-    if not files or not suites:
-        raise RealNodesError("no apt sources found in /etc/apt (sources.list or sources.list.d/*.sources|*.list); "
-                             "the node image is made with mmdebstrap from the machine's own Debian sources")
-    return suites[0].split("-")[0], files
-
-
-def mmdebstrap(target: Path, packages: Sequence[str], log_path: Path) -> subprocess.Popen[bytes]:
-    suite, sources = apt_sources()
-    command = [
-        _require("mmdebstrap", "mmdebstrap"), "--variant=minbase", "--mode=root", "--format=tar",
-        f"--include={','.join(packages)}",
-        # No documentation, manuals or translations: a smaller image, nothing lost.
-        "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
-        "--dpkgopt=path-exclude=/usr/share/locale/*", "--dpkgopt=path-include=/usr/share/doc/*/copyright",
-        suite, str(target), *(str(s) for s in sources),
-    ]
-    with log_path.open("wb") as log_file:
-        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
-
-
-def _go_arch() -> str:
-    machine = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
-
-
-def write_docker_archive(path: Path, tag: str, layer: Path, config: Mapping[str, Any]) -> None:
-    """An image tarball in the format `docker save` writes (manifest.json, the image
-    config, one layer.tar), which `ctr images import` and `docker load` read."""
-    digest = hashlib.sha256()
-    with layer.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    diff_id = digest.hexdigest()
-    image_config = {
-        "architecture": _go_arch(), "os": "linux", "created": "1970-01-01T00:00:00Z",
-        "config": dict(config), "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
-    }
-    config_bytes = json.dumps(image_config, sort_keys=True).encode()
-    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": [tag], "Layers": [f"{diff_id}/layer.tar"]}]).encode()
-    with tarfile.open(path, "w") as tar:
-        tar.add(layer, arcname=f"{diff_id}/layer.tar")
-        for name, data in ((config_name, config_bytes), ("manifest.json", manifest)):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
-
-def _busybox_layer(node_rootfs: Path, work: Path, layer: Path) -> None:
-    """/bin/busybox (static, from the node image) with a link per applet, and /www."""
-    with tarfile.open(node_rootfs) as tar:
-        member = next(m for m in tar.getmembers() if m.isfile() and m.name.lstrip("./") in ("bin/busybox", "usr/bin/busybox"))
-        extracted = tar.extractfile(member)
-        assert extracted is not None
-        binary = work / "busybox"
-        binary.write_bytes(extracted.read())
-    binary.chmod(0o755)
-    applets = subprocess.run([str(binary), "--list"], capture_output=True, text=True, check=True).stdout.split()
-    index = b"<html><body><h1>chaoslab workload</h1></body></html>\n"
-    with tarfile.open(layer, "w") as tar:
-        for directory in ("bin", "tmp", "www"):
-            info = tarfile.TarInfo(directory)
-            info.type = tarfile.DIRTYPE
-            info.mode = 0o1777 if directory == "tmp" else 0o755
-            tar.addfile(info)
-        tar.add(binary, arcname="bin/busybox")
-        for applet in applets:
-            if applet != "busybox":
-                info = tarfile.TarInfo(f"bin/{applet}")
-                info.type = tarfile.SYMTYPE
-                info.linkname = "busybox"
-                tar.addfile(info)
-        info = tarfile.TarInfo("www/index.html")
-        info.size = len(index)
-        tar.addfile(info, io.BytesIO(index))
-
-
-def build_images(folder: Path, log: Callable[[str], None]) -> None:
-    """The node root filesystem and the three pod images, into `folder`."""
-    gcc = _require("gcc", "gcc libc6-dev")
-    started = time.monotonic()
-    staging = folder.parent / f"{folder.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        suite, sources = apt_sources()
-        log(f"making the node and Python root filesystems with mmdebstrap ({suite}, from {', '.join(map(str, sources))})")
-        jobs = {
-            "node": mmdebstrap(staging / "node-rootfs.tar", NODE_PACKAGES, staging / "mmdebstrap-node.log"),
-            "python": mmdebstrap(staging / "python-rootfs.tar", PYTHON_PACKAGES, staging / "mmdebstrap-python.log"),
-        }
-        try:
-            codes = {name: job.wait() for name, job in jobs.items()}
-        except BaseException:
-            for job in jobs.values():
-                job.terminate()
-                job.wait()
-            raise
-        for name, code in codes.items():
-            if code != 0:
-                tail = (staging / f"mmdebstrap-{name}.log").read_text(errors="replace")[-2000:]
-                raise RealNodesError(f"mmdebstrap of the {name} image failed (exit {code}):\n{tail}")
-        rootfs_seconds = round(time.monotonic() - started, 1)
-        work = staging / "work"
-        work.mkdir()
-        (work / "pause.c").write_text(PAUSE_SOURCE)
-        subprocess.run([gcc, "-static", "-O2", "-s", "-o", str(work / "pause"), str(work / "pause.c")], check=True, capture_output=True)
-        with tarfile.open(work / "pause-layer.tar", "w") as tar:
-            tar.add(work / "pause", arcname="pause")
-        write_docker_archive(staging / "pause.tar", PAUSE_IMAGE, work / "pause-layer.tar", {"Entrypoint": ["/pause"]})
-        path_env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-        write_docker_archive(staging / "python.tar", PYTHON_IMAGE, staging / "python-rootfs.tar",
-                             {"Env": path_env, "Cmd": ["python"]})
-        _busybox_layer(staging / "node-rootfs.tar", work, work / "workload-layer.tar")
-        write_docker_archive(staging / "workload.tar", WORKLOAD_IMAGE, work / "workload-layer.tar",
-                             {"Env": path_env, "Cmd": ["httpd", "-f", "-p", str(WORKLOAD_PORT), "-h", "/www"]})
-        (staging / "python-rootfs.tar").unlink()
-        shutil.rmtree(work)
-        seconds = round(time.monotonic() - started, 1)
-        info = {"suite": suite, "node_packages": NODE_PACKAGES, "python_packages": PYTHON_PACKAGES, "build_seconds": seconds,
-                "rootfs_seconds": rootfs_seconds, "built": time.time(), "recipe": NODE_RECIPE,
-                "sizes_mb": {p.name: round(p.stat().st_size / 1e6) for p in staging.glob("*.tar")}}
-        (staging / "BUILD-INFO.json").write_text(json.dumps(info, indent=2))
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.rename(folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    log(f"built the node and pod images in {seconds:.0f}s (root filesystems {rootfs_seconds:.0f}s): {folder}")
-
-
-def build(environ: Mapping[str, str], log: Callable[[str], None] = print) -> NodeArtifacts:
-    """Everything the nodes need, unless cached: the control plane (localcluster.build),
-    kubelet + kube-proxy, and the images."""
-    lc.build(environ, log)
-    found = artifacts(environ)
-    if not found.images_complete():
-        with lc.locked(found.images.parent / f"{found.images.name}.lock"):
-            if not found.images_complete():
-                build_images(found.images, log)
-    if not found.binaries_complete():
-        with lc.locked(found.bin.parent / "build.lock"):
-            if not found.binaries_complete():
-                build_binaries(found.bin, environ, log)
-    return found
-
-
 # --- the private Docker daemon -------------------------------------------------------------
 
 
@@ -589,175 +303,6 @@ def start_dockerd(state_dir: Path, environ: Mapping[str, str]) -> tuple[lc.Proce
             raise RealNodesError(f"containers cannot run here: dockerd did not start (log {record.log}):\n{tail}")
         time.sleep(0.2)
     return record, docker
-
-
-# --- node configuration ------------------------------------------------------------------
-
-
-ENTRYPOINT = r"""#!/bin/sh
-# PID 1 of a node container: make /sys and the cgroup hierarchies writable, hide the
-# host's kernel-wide sysctls behind files holding the kubelet's values, start containerd,
-# import the pod images once, route the other nodes' pod subnets, start kubelet and kube-proxy.
-set -eu
-conf=/etc/chaoslab
-logs=/var/log/chaoslab
-mount --make-rshared /
-mount -o remount,rw /sys
-for m in $(awk '$2 ~ "^/sys/fs/cgroup/" {print $2}' /proc/mounts); do mount -o remount,bind,rw "$m"; done
-mkdir -p /run/chaoslab-sysctl
-while read -r key value; do
-  [ -n "$key" ] || continue
-  file=/run/chaoslab-sysctl/$(echo "$key" | tr / _)
-  echo "$value" > "$file"
-  mount --bind "$file" "/proc/sys/$key"
-done < $conf/sysctls
-mkdir -p /etc/cni/net.d /etc/containerd
-cp $conf/cni.conflist /etc/cni/net.d/10-chaoslab.conflist
-cp $conf/containerd.toml /etc/containerd/config.toml
-containerd --config /etc/containerd/config.toml >>$logs/containerd.log 2>&1 &
-i=0
-until ctr version >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 600 ] || { echo "containerd did not start" >&2; exit 1; }; sleep 0.1; done
-marker=/var/lib/containerd/.chaoslab-images-$(cat $conf/images-key)
-if [ ! -e "$marker" ]; then
-  for image in /opt/chaoslab/images/pause.tar /opt/chaoslab/images/python.tar /opt/chaoslab/images/workload.tar; do
-    ctr -n k8s.io images import "$image" >>$logs/images.log 2>&1
-  done
-  touch "$marker"
-fi
-# Docker gives even an internal network's containers a default route via the host's
-# bridge address: remove it, so nodes and pods reach nothing but the suite's own network.
-ip route del default 2>/dev/null || true
-while read -r subnet via; do [ -n "$subnet" ] && ip route replace "$subnet" via "$via"; done < $conf/routes
-/opt/chaoslab/bin/kubelet --config=$conf/kubelet.yaml --kubeconfig=$conf/kubeconfig \
-  --hostname-override="$(cat $conf/node-name)" --node-ip="$(cat $conf/node-ip)" $(cat $conf/kubelet-flags) \
-  >>$logs/kubelet.log 2>&1 &
-/opt/chaoslab/bin/kube-proxy --config=$conf/kube-proxy.yaml >>$logs/kube-proxy.log 2>&1 &
-trap 'kill -TERM $(jobs -p) 2>/dev/null; wait; exit 0' TERM INT
-wait
-"""
-
-CONTAINERD_CONFIG = """version = 2
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{pause}"
-  # The node has no CAP_SYS_RESOURCE, so a negative oom_score_adj cannot be written.
-  restrict_oom_score_adj = true
-  disable_apparmor = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "/etc/cni/net.d"
-"""
-
-
-def kubelet_config(node: NodeRecord) -> dict[str, Any]:
-    return {
-        "apiVersion": "kubelet.config.k8s.io/v1beta1",
-        "kind": "KubeletConfiguration",
-        # cgroup v1 and no systemd as PID 1 on this kind of machine.
-        "cgroupDriver": "cgroupfs",
-        "failCgroupV1": False,
-        "failSwapOn": False,
-        "containerRuntimeEndpoint": "unix:///run/containerd/containerd.sock",
-        # The API server has no kubelet client certificate; the kubelet's port is on the
-        # suite's internal network only.
-        "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False}},
-        "authorization": {"mode": "AlwaysAllow"},
-        "readOnlyPort": 0,
-        "healthzBindAddress": "127.0.0.1",
-        "nodeLeaseDurationSeconds": NODE_LEASE_SECONDS,
-        "nodeStatusUpdateFrequency": f"{NODE_STATUS_UPDATE_SECONDS}s",
-        "nodeStatusReportFrequency": f"{NODE_STATUS_UPDATE_SECONDS}s",
-        # A small shared disk must not make the kubelet evict pods or delete images that
-        # cannot be pulled again.
-        "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%", "nodefs.inodesFree": "1%"},
-        "imageGCHighThresholdPercent": 100,
-        "imageGCLowThresholdPercent": 99,
-        "protectKernelDefaults": False,
-        "resolvConf": "/etc/chaoslab/resolv.conf",  # no name servers: pods resolve nothing outside
-        "podCIDR": node.pod_cidr,
-        "maxPods": 50,
-        # CrashLoopBackOff from 1 s, doubling, capped at 60 s (upstream: 10 s, capped at
-        # 300 s): the alpha gate that shortens it, so a crash loop fits in a short test.
-        "featureGates": {"ReduceDefaultCrashLoopBackOffDecay": True},
-        "serializeImagePulls": False,
-    }
-
-
-def kube_proxy_config(node: NodeRecord) -> dict[str, Any]:
-    return {
-        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
-        "kind": "KubeProxyConfiguration",
-        "clientConnection": {"kubeconfig": "/etc/chaoslab/kubeconfig"},
-        "mode": "iptables",
-        "clusterCIDR": POD_CIDR,
-        "hostnameOverride": node.name,
-        "bindAddress": node.address,
-        "nodePortAddresses": ["primary"],  # NodePorts on the node's own address only
-        "healthzBindAddress": "127.0.0.1:10256",
-        "metricsBindAddress": "127.0.0.1:10249",
-        # Do not touch the host's conntrack sysctls (nf_conntrack_max is kernel-wide).
-        "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
-    }
-
-
-def cni_config(node: NodeRecord) -> dict[str, Any]:
-    return {
-        "cniVersion": "1.0.0",
-        "name": "chaoslab",
-        "plugins": [
-            {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": True, "hairpinMode": True,
-             "ipam": {"type": "host-local", "ranges": [[{"subnet": node.pod_cidr}]], "routes": [{"dst": "0.0.0.0/0"}]}},
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-        ],
-    }
-
-
-def node_kubeconfig(server: str, ca: str, token: str, node: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1", "kind": "Config",
-        # The serving certificate names 127.0.0.1/localhost; the nodes reach the API server
-        # through the forwarder on the bridge address, so they verify it as `localhost`.
-        "clusters": [{"name": lc.CLUSTER_NAME, "cluster": {"server": server, "certificate-authority-data": ca,
-                                                            "tls-server-name": "localhost"}}],
-        "users": [{"name": node, "user": {"token": token}}],
-        "contexts": [{"name": "node", "context": {"cluster": lc.CLUSTER_NAME, "user": node}}],
-        "current-context": "node",
-    }
-
-
-def write_node_config(folder: Path, node: NodeRecord, nodes: Sequence[NodeRecord], server: str, admin_kubeconfig: Path,
-                      key: str) -> None:
-    admin = json.loads(admin_kubeconfig.read_text())
-    ca = base64.b64encode(Path(admin["clusters"][0]["cluster"]["certificate-authority"]).read_bytes()).decode()
-    token = admin["users"][0]["user"]["token"]
-    folder.mkdir(parents=True)
-    (folder / "logs").mkdir()
-    files = {
-        "entrypoint.sh": ENTRYPOINT,
-        "containerd.toml": CONTAINERD_CONFIG.format(pause=PAUSE_IMAGE),
-        "kubelet.yaml": json.dumps(kubelet_config(node), indent=2),
-        "kube-proxy.yaml": json.dumps(kube_proxy_config(node), indent=2),
-        "cni.conflist": json.dumps(cni_config(node), indent=2),
-        "kubeconfig": json.dumps(node_kubeconfig(server, ca, token, node.name), indent=2),
-        "sysctls": "".join(f"{k} {v}\n" for k, v in KUBELET_SYSCTLS.items()),
-        "routes": "".join(f"{other.pod_cidr} {other.address}\n" for other in nodes if other.name != node.name),
-        "node-name": node.name,
-        "node-ip": node.address,
-        "images-key": key,
-        "resolv.conf": "",
-        # Control-plane node: kubeadm's taint, at registration (before any pod lands).
-        "kubelet-flags": f"--register-with-taints={lc.CONTROL_PLANE_LABEL}:NoSchedule" if node.control_plane else "",
-    }
-    for name, text in files.items():
-        (folder / "conf" / name).parent.mkdir(exist_ok=True)
-        (folder / "conf" / name).write_text(text)
-    (folder / "conf" / "entrypoint.sh").chmod(0o755)
 
 
 def node_run_args(node: NodeRecord, state: State, folder: Path, found: NodeArtifacts) -> list[str]:

@@ -144,12 +144,18 @@ def build_binaries(folder: Path, environ: Mapping[str, str], log: Callable[[str]
         seconds = round(time.monotonic() - started, 1)
         info = {"kubernetes": versions.kubernetes, "go_toolchain": lc._go_version(go, env), "build_seconds": seconds,
                 "built": time.time(), "recipe": NODE_RECIPE}
-        (staging / "BUILD-INFO.json").write_text(json.dumps(info, indent=2))
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.rename(folder)
+        publish(staging, folder, info)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log(f"built kubelet and kube-proxy in {seconds:.0f}s: {folder}")
+
+
+def publish(staging: Path, folder: Path, info: Mapping[str, Any]) -> None:
+    """Put a complete build in place: its BUILD-INFO.json (what `*_complete` looks for)
+    last into the staging folder, then one rename, so a reader sees all or nothing."""
+    (staging / "BUILD-INFO.json").write_text(json.dumps(info, indent=2))
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
 
 
 def apt_sources() -> tuple[str, list[Path]]:
@@ -288,9 +294,7 @@ def build_images(folder: Path, log: Callable[[str], None]) -> None:
         info = {"suite": suite, "node_packages": NODE_PACKAGES, "python_packages": PYTHON_PACKAGES, "build_seconds": seconds,
                 "rootfs_seconds": rootfs_seconds, "built": time.time(), "recipe": NODE_RECIPE,
                 "sizes_mb": {p.name: round(p.stat().st_size / 1e6) for p in staging.glob("*.tar")}}
-        (staging / "BUILD-INFO.json").write_text(json.dumps(info, indent=2))
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.rename(folder)
+        publish(staging, folder, info)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log(f"built the node and pod images in {seconds:.0f}s (root filesystems {rootfs_seconds:.0f}s): {folder}")

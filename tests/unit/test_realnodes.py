@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import realnodes
+from tests.e2e import nodeimages, realnodes
 
 
 def _script(folder: Path, name: str, body: str) -> None:
@@ -97,3 +97,16 @@ def test_every_node_masks_the_kernel_wide_sysctls_the_kubelet_sets(tmp_path: Pat
     assert (conf / "kubelet-flags").read_text() == ""  # only the control-plane node is tainted
     proxy = json.loads((conf / "kube-proxy.yaml").read_text())
     assert proxy["conntrack"]["maxPerCore"] == 0  # the host's nf_conntrack_max is left alone
+
+
+def test_a_build_is_published_whole_replacing_an_older_one(tmp_path: Path) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "stale.tar").write_text("old")
+    staging = tmp_path / "images.partial-1"
+    staging.mkdir()
+    (staging / "node-rootfs.tar").write_text("new")
+    nodeimages.publish(staging, folder, {"recipe": 1})
+    assert sorted(p.name for p in folder.iterdir()) == ["BUILD-INFO.json", "node-rootfs.tar"]
+    assert json.loads((folder / "BUILD-INFO.json").read_text()) == {"recipe": 1}
+    assert not staging.exists()

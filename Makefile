@@ -7,17 +7,19 @@ STAMP := $(VENV)/.installed
 DEMO ?= experiments/replicas-pod-delete.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast stress bench clean system-deps k8s-local k8s-local-down e2e
+.PHONY: install demo test test-fast stress bench clean system-deps k8s-local k8s-local-down e2e e2e-nodes e2e-nodes-up e2e-nodes-down
 
 install: $(STAMP)
 
 # Debian packages: chromium + fonts for static chart export (kaleido drives a Chromium;
 # without fonts the PNGs "succeed" with no text), docker.io for the tests of the docker
-# node provider (real containers stand in for nodes). Installed only as root on Debian.
+# node provider (real containers stand in for nodes) and the real-node e2e suite, whose
+# node image mmdebstrap makes and whose pause binary gcc links statically (libc6-dev).
+# Installed only as root on Debian.
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	  missing=""; \
-	  for p in chromium fonts-dejavu-core fonts-liberation docker.io; do \
+	  for p in chromium fonts-dejavu-core fonts-liberation docker.io mmdebstrap gcc libc6-dev; do \
 	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
 	  done; \
 	  if [ -n "$$missing" ]; then \
@@ -83,3 +85,29 @@ e2e: install
 	trap 'exit 130' INT TERM; \
 	$(K8S_LOCAL) up $(K8S_LOCAL_ARGS) && \
 	$(BIN)/python -m pytest -q -m e2e tests/e2e $(PYTEST_ARGS)
+
+# --- real worker nodes (kubelet, containerd, kube-proxy in Docker containers) ------------
+# tests/e2e/realnodes.py builds kubelet + kube-proxy and the node and pod images once
+# (cached beside the control plane's binaries), then starts the control plane without
+# KWOK, its own dockerd and 1 control-plane + 3 worker node containers on an internal
+# network of their own. e2e-nodes runs tests/realnodes (-m realnodes) on them, removes
+# everything after (also after a failure or Ctrl-C) and fails if the host's sysctls, nft
+# ruleset or network links differ from before. Settings: REAL_NODES_ARGS="--workers 2".
+REAL_NODES = $(PYTHON) tests/e2e/realnodes.py
+REAL_NODES_ARGS ?=
+
+e2e-nodes-up:
+	$(REAL_NODES) up $(REAL_NODES_ARGS)
+
+e2e-nodes-down:
+	$(REAL_NODES) down
+
+e2e-nodes: install
+	@before=$$(mktemp); $(REAL_NODES) host-state > $$before || exit 1; \
+	trap 'code=$$?; if [ $$code -ne 0 ]; then $(REAL_NODES) logs --lines 25; fi; \
+	       $(REAL_NODES) down || { [ $$code -ne 0 ] || code=1; }; \
+	       $(REAL_NODES) host-state --compare $$before || { [ $$code -ne 0 ] || code=1; }; \
+	       rm -f $$before; exit $$code' EXIT; \
+	trap 'exit 130' INT TERM; \
+	$(REAL_NODES) up $(REAL_NODES_ARGS) && \
+	$(BIN)/python -m pytest -q -m realnodes tests/realnodes $(PYTEST_ARGS)

@@ -119,6 +119,8 @@ class Settings:
     node_lease_seconds: int = DEFAULT_NODE_LEASE_SECONDS
     not_ready_toleration_seconds: int = DEFAULT_TOLERATION_SECONDS
     unreachable_toleration_seconds: int = DEFAULT_TOLERATION_SECONDS
+    # False: no KWOK node at all; real kubelets register themselves (tests/e2e/realnodes.py).
+    kwok: bool = True
 
 
 @dataclass(frozen=True)
@@ -623,11 +625,13 @@ class Api:
         cluster = config["clusters"][0]["cluster"]
         return Api(cluster["server"], Path(cluster["certificate-authority"]), config["users"][0]["user"]["token"])
 
-    def request(self, method: str, path: str, body: Any = None, timeout: float = 10.0) -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, timeout: float = 10.0, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         if data is not None:
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
         request = urllib.request.Request(self.server + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, context=self._context, timeout=timeout) as response:
@@ -735,7 +739,7 @@ def _start_in(
     kubeconfig = state_dir / "kubeconfig"
     write_kubeconfig(kubeconfig, server, pki / "ca.crt", token)
     versions = build_versions()
-    workers = tuple(f"{CLUSTER_NAME}-worker-{i}" for i in range(1, settings.workers + 1))
+    workers = tuple(f"{CLUSTER_NAME}-worker-{i}" for i in range(1, settings.workers + 1)) if settings.kwok else ()
     state = State(
         state_dir=str(state_dir), kubeconfig=str(kubeconfig), context=CONTEXT, server=server,
         version=versions.kubernetes, control_plane_node=CONTROL_PLANE_NODE, workers=workers,
@@ -789,11 +793,14 @@ def _start_in(
         "--default-not-ready-toleration-seconds", str(settings.not_ready_toleration_seconds),
         "--default-unreachable-toleration-seconds", str(settings.unreachable_toleration_seconds),
         "--cert-dir", str(pki),
+        # exec and logs go to a kubelet at its node's InternalIP (real nodes have no
+        # resolvable hostname); KWOK nodes never serve either.
+        "--kubelet-preferred-address-types", "InternalIP",
         "--profiling=false",
     ])
     api = Api(server, pki / "ca.crt", token)
     poll("kube-apiserver /readyz", APISERVER_READY_SECONDS, lambda: api.request("GET", "/readyz")[0] == 200, [apiserver])
-    nodes = [(CONTROL_PLANE_NODE, True), *((name, False) for name in workers)]
+    nodes = [(CONTROL_PLANE_NODE, True), *((name, False) for name in workers)] if settings.kwok else []
     for index, (name, control_plane) in enumerate(nodes):
         api.ok("POST", "/api/v1/nodes", node_body(name, index, control_plane))
     admin = ["--kubeconfig", str(kubeconfig)]
@@ -829,17 +836,19 @@ def _start_in(
             "--node-lease-duration-seconds", str(settings.node_lease_seconds),
         ]))
     everything = [etcd, apiserver, controllers, scheduler, *kwoks]
-    poll("every node Ready", CLUSTER_READY_SECONDS, lambda: _nodes_ready(api, [n for n, _ in nodes]), everything)
+    if nodes:
+        poll("every node Ready", CLUSTER_READY_SECONDS, lambda: _nodes_ready(api, [n for n, _ in nodes]), everything)
     # The service-account controller (kube-controller-manager) makes `default`;
     # pods cannot be created in a namespace before it exists.
     poll("the default ServiceAccount (kube-controller-manager)", CLUSTER_READY_SECONDS,
          lambda: api.request("GET", "/api/v1/namespaces/default/serviceaccounts/default")[0] == 200, everything)
-    _smoke_pod(api, everything)
+    if nodes:
+        _smoke_pod(api, everything)
     check_loopback_only(everything)
     state = replace(state, ready=True, ready_after_s=round(time.monotonic() - started, 1))
     write_state(state)
-    log(f"local Kubernetes {versions.kubernetes} up in {state.ready_after_s:.0f}s: "
-        f"{len(workers)} KWOK workers + {CONTROL_PLANE_NODE}")
+    shown = f"{len(workers)} KWOK workers + {CONTROL_PLANE_NODE}" if nodes else "no KWOK nodes"
+    log(f"local Kubernetes {versions.kubernetes} up in {state.ready_after_s:.0f}s: {shown}")
     log(f"export KUBECONFIG={kubeconfig}   # context {CONTEXT}, server {server}")
     return state
 

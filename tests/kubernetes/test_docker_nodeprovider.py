@@ -91,7 +91,8 @@ def daemon() -> Iterator[Daemon]:
             "--data-root", str(root / "data"),
             "--exec-root", str(root / "exec"),
             "--pidfile", str(root / "docker.pid"),
-            "--iptables=false", "--ip6tables=false", "--bridge=none",
+            # No host change: no firewall rules, no bridge, net.ipv4.ip_forward left alone.
+            "--iptables=false", "--ip6tables=false", "--bridge=none", "--ip-forward=false",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -28,6 +28,18 @@ class RequestConfig:
 
 
 @dataclass(frozen=True)
+class IntegrityConfig:
+    """The data-integrity users (`load.dataIntegrity`): which ordinal `target_url` reaches,
+    the weights of a write and a read-back, and the folder each Locust process writes its
+    `integrity-<pid>.csv` to (integrity.py)."""
+
+    ordinal: int
+    write_weight: int
+    read_weight: int
+    out_dir: str
+
+
+@dataclass(frozen=True)
 class LocustConfig:
     """Everything the Locust side needs; times in seconds.
 
@@ -52,6 +64,7 @@ class LocustConfig:
     wait_max: float
     requests: tuple[RequestConfig, ...]
     locust_csv_prefix: str = ""
+    integrity: IntegrityConfig | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -60,6 +73,8 @@ class LocustConfig:
     def from_json(cls, text: str) -> LocustConfig:
         data = json.loads(text)
         data["requests"] = tuple(RequestConfig(**r) for r in data["requests"])
+        if data.get("integrity") is not None:
+            data["integrity"] = IntegrityConfig(**data["integrity"])
         return cls(**data)
 
     def write(self, path: Path) -> None:

@@ -350,6 +350,10 @@ class KubernetesCluster:
             parts.append(f"event {event.type} {event.reason}: {event.message}")
         return "; ".join(parts)
 
+    def ordinal_url(self, deployment: Deployment, ordinal: int) -> str:
+        """Not yet on this backend: StatefulSet workloads are refused at validation."""
+        raise ClusterError("StatefulSet workloads are not supported on the kubernetes backend yet (sim only)")
+
     def service_url(self, deployment: Deployment) -> str:
         """The URL the load generator uses (recorded in run.json by the engine).
 

@@ -39,6 +39,7 @@ from chaoslab.cluster.sim.kubelet import Kubelet
 from chaoslab.cluster.sim.probes import Prober
 from chaoslab.cluster.sim.processes import PortAllocator, describe_exit, tail
 from chaoslab.cluster.sim.service import ServiceProxyProcess
+from chaoslab.cluster.sim.stateful import Volumes
 from chaoslab.cluster.sim.state import (
     CONTAINER_RUNNING,
     CONTAINER_STOPPING,
@@ -79,7 +80,12 @@ NAMESPACE = "sim"
 T = TypeVar("T")
 
 
-def _kill_everything(world: World, services: dict[str, ServiceProxyProcess], prober: Prober) -> None:
+def _kill_everything(
+    world: World,
+    services: dict[str, ServiceProxyProcess],
+    prober: Prober,
+    ordinal_services: dict[str, dict[str, ServiceProxyProcess]],
+) -> None:
     """Last-resort cleanup, shared by close() and the garbage collector / interpreter exit."""
     processes = [pod.process for pod in world.all_pods() if pod.process is not None]
     for process in processes:
@@ -88,9 +94,10 @@ def _kill_everything(world: World, services: dict[str, ServiceProxyProcess], pro
         process.kill(wait=5.0)
     for pod in world.all_pods():
         pod.process = None
-    for service in list(services.values()):
+    for service in [*services.values(), *(s for group in ordinal_services.values() for s in group.values())]:
         service.stop()
     services.clear()
+    ordinal_services.clear()
     prober.close()
 
 
@@ -140,8 +147,11 @@ class SimCluster:
         self._prober = Prober()
         base_env = dict(os.environ)
         self._kubelets = {name: Kubelet(self._world, node, self._prober, base_env) for name, node in nodes.items()}
-        self._control = ControlPlane(self._world, self._rng, self._log_dir, self._publish)
+        self._volumes = Volumes(self.workdir / "volumes")
+        self._control = ControlPlane(self._world, self._rng, self._log_dir, self._publish, self._volumes)
         self._services: dict[str, ServiceProxyProcess] = {}
+        # Per-ordinal Services of StatefulSets (`<pod name>` -> proxy), started on demand.
+        self._ordinal_services: dict[str, dict[str, ServiceProxyProcess]] = {}
         self._service_failures: dict[str, str] = {}
         self._faults: dict[str, _ActiveFault] = {}
         self._timers: list[tuple[float, int, Callable[[float], None]]] = []
@@ -152,7 +162,9 @@ class SimCluster:
         self._failure: BaseException | None = None
         self._closed = False
         self._close_lock = threading.Lock()
-        self._finalizer = weakref.finalize(self, _kill_everything, self._world, self._services, self._prober)
+        self._finalizer = weakref.finalize(
+            self, _kill_everything, self._world, self._services, self._prober, self._ordinal_services
+        )
         for name in nodes:
             self._world.emit(EventKind.NODE_READY, "node", name, node=name, reason="NodeRegistered", detail="status=True")
         self._thread = threading.Thread(target=self._run, name="sim-control-plane", daemon=True)
@@ -237,6 +249,19 @@ class SimCluster:
         if service is None:
             raise ClusterError(f"no deployment named {deployment.name!r} on the simulated cluster")
         return service.url
+
+    def ordinal_url(self, deployment: Deployment, ordinal: int) -> str:
+        """A stable address of one StatefulSet ordinal, as a per-ordinal Service gives it.
+
+        Upstream a headless Service gives each pod the DNS name
+        `<pod>.<service>.<namespace>.svc` (kubernetes.io/docs/concepts/workloads/
+        controllers/statefulset/#stable-network-id), and from outside the cluster a
+        Service per ordinal selecting `statefulset.kubernetes.io/pod-name: <pod>`
+        reaches it. The sim has no DNS, so it starts that per-ordinal Service: a proxy
+        whose only endpoint is the ready pod `<name>-<ordinal>`, whichever port the
+        current incarnation listens on.
+        """
+        return self._call(lambda: self._ordinal_service(deployment, ordinal).url)
 
     def pods(self, deployment: Deployment) -> list[Pod]:
         with self._world.lock:
@@ -388,8 +413,31 @@ class SimCluster:
             service.update(
                 sorted(address for address, _ in sim.published.values()), sorted(sim.blackhole), ack=ack
             )
+            for pod_name, ordinal_service in self._ordinal_services.get(sim.name, {}).items():
+                endpoint = sim.published.get(pod_name)
+                pod = sim.pods.get(pod_name)
+                blackhole = [pod.address] if pod is not None and pod.address in sim.blackhole else []
+                ordinal_service.update([endpoint[0]] if endpoint else [], blackhole, ack=ack)
         except ClusterError as exc:
             self._service_failures[sim.name] = str(exc)
+
+    def _ordinal_service(self, deployment: Deployment, ordinal: int) -> ServiceProxyProcess:
+        sim = self._deployment(deployment)
+        if not sim.spec.stateful:
+            raise ClusterError(f"{sim.name} is a Deployment: its pods have no ordinals to address")
+        pod_name = f"{sim.name}-{ordinal}"
+        group = self._ordinal_services.setdefault(sim.name, {})
+        if pod_name not in group:
+            group[pod_name] = ServiceProxyProcess(
+                pod_name,
+                self._world.ports.allocate(),
+                seed=self._rng.randrange(2**31),
+                python=sys.executable,
+                env=dict(os.environ),
+                log_path=self._log_dir / f"service-{pod_name}.log",
+            )
+            self._publish(sim, False)
+        return group[pod_name]
 
     def _check_service(self, name: str) -> None:
         failure = self._service_failures.get(name)
@@ -453,7 +501,10 @@ class SimCluster:
         restorable = False
         detail = ""
         if isinstance(fault, PodDeleteFault):
-            pods = self._pick(sorted(p.name for p in sim.active_pods()), fault.target, rng, "pod")
+            # kubectl delete --force --grace-period=0 may name a pod that is already
+            # Terminating (stuck on a lost node): the API removes its object at once.
+            every = sorted(sim.pods) if fault.force else None
+            pods = self._pick(sorted(p.name for p in sim.active_pods()), fault.target, rng, "pod", all_names=every)
             grace = 0 if fault.force else fault.grace_period_seconds
             grace_s = float(grace if grace is not None else sim.spec.termination_grace_period_seconds)
             detail = f"gracePeriodSeconds={grace_s:g}" + (" force=true" if fault.force else "")
@@ -631,8 +682,10 @@ class SimCluster:
             pod.process = None
             self._world.remove_pod(pod, reason="teardown", detail=describe_exit(status) if status is not None else "")
         del self._world.deployments[name]
-        service = self._services.pop(name, None)
-        if service is not None:
-            service.stop()
-            self._world.ports.release(service.port)
+        self._volumes.remove_claims(sim)
+        services = [self._services.pop(name, None), *self._ordinal_services.pop(name, {}).values()]
+        for service in services:
+            if service is not None:
+                service.stop()
+                self._world.ports.release(service.port)
         self._service_failures.pop(name, None)

@@ -13,6 +13,7 @@ clock); events carry wall-clock seconds from the injected clock.
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -123,6 +124,10 @@ class SimPod:
     deletion_grace: float = 0.0
     term_deadline: float | None = None  # set when the kubelet sends SIGTERM
     eviction_due: float | None = None  # taint manager: NoExecute toleration runs out
+    # volume (stateful.py): the folder the container sees as its data, and whether it is
+    # an emptyDir that goes with the pod object
+    data_dir: Path | None = None
+    scratch: bool = False
 
     @property
     def phase(self) -> str:
@@ -277,4 +282,6 @@ class World:
             pod.process.kill()
             pod.process = None
         self.ports.release(pod.port)
+        if pod.scratch and pod.data_dir is not None and pod.data_dir.exists():
+            shutil.rmtree(pod.data_dir)  # an emptyDir is deleted with its pod (stateful.py)
         self.emit(EventKind.POD_DELETED, "pod", pod.name, node=pod.node or "", reason=reason, detail=detail)

@@ -24,6 +24,7 @@ import yaml
 from chaoslab.cluster.base import EVENT_COLUMNS
 from chaoslab.errors import ResultsError, SpecError
 from chaoslab.load.failures import FAILURE_CLASSES
+from chaoslab.load.integrity import INTEGRITY_COLUMNS, INTEGRITY_CSV
 from chaoslab.load.stream import LOAD_COLUMNS
 from chaoslab.spec import Experiment
 
@@ -167,6 +168,8 @@ class TrialData:
     faults: pd.DataFrame
     probe: pd.DataFrame | None
     path: Path
+    # integrity.csv of the data-integrity users (load.dataIntegrity); None without them.
+    integrity: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,7 @@ def read_trial(path: Path) -> TrialData:
         faults=faults,
         probe=_read_csv(probe_path, PROBE_COLUMNS) if probe_path.exists() else None,
         path=path,
+        integrity=_read_csv(path / INTEGRITY_CSV, INTEGRITY_COLUMNS) if (path / INTEGRITY_CSV).exists() else None,
     )
 
 

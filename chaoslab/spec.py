@@ -411,6 +411,9 @@ class PodDeleteFault(_FaultBase):
     action: Literal["pod-delete"]
     # None: the pod's terminationGracePeriodSeconds, as `kubectl delete pod` does.
     grace_period_seconds: int | None = Field(default=None, ge=0)
+    # kubectl delete --force --grace-period=0: the object goes at once, without waiting for
+    # the kubelet. A count or percentage then picks among pods already Terminating (stuck on
+    # a lost node, what force is for) when there are any.
     force: bool = False
 
 

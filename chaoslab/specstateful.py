@@ -122,3 +122,42 @@ def _pod_name_problems(experiment: Experiment) -> list[Problem]:
                 )
             )
     return problems
+
+
+def claim_names(experiment: Experiment) -> list[str]:
+    """The PersistentVolumeClaims a StatefulSet with a volumeClaimTemplate gets, one per
+    ordinal: `<volume name>-<workload name>-<ordinal>` (upstream's naming)."""
+    workload = experiment.workload
+    volume = workload.volume
+    if not workload.stateful or volume is None or volume.type != VOLUME_CLAIM:
+        return []
+    return [f"{volume.name}-{pod}" for pod in workload.ordinal_names()]
+
+
+def stateful_plan_lines(experiment: Experiment) -> list[str]:
+    """What the dry run says about a StatefulSet: its policy, its volume and claims, and
+    which ordinal the data-integrity users write to."""
+    workload = experiment.workload
+    lines: list[str] = []
+    if workload.stateful:
+        lines.append(
+            f"StatefulSet {workload.name} ({workload.effective_pod_management_policy()}): pods "
+            + ", ".join(workload.ordinal_names())
+        )
+    volume = workload.volume
+    if volume is not None and volume.type == VOLUME_CLAIM:
+        claims = claim_names(experiment)
+        storage = volume.storage_class_name or "the default StorageClass"
+        lines.append(
+            f"volume {volume.name} at {volume.mount_path}: claims {', '.join(claims)} ({volume.size} each, "
+            f"{storage}); kept across pod deletions, deleted at teardown"
+        )
+    elif volume is not None:
+        lines.append(f"volume {volume.name} at {volume.mount_path}: emptyDir (emptied when its pod goes)")
+    data = experiment.load.data_integrity
+    if data is not None:
+        lines.append(
+            f"data-integrity users write unique keys to {workload.name}-{data.ordinal} through its "
+            f"per-ordinal Service (writes:reads {data.write_weight}:{data.read_weight})"
+        )
+    return lines

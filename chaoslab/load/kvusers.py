@@ -85,6 +85,7 @@ class DataIntegrityUser(FastHttpUser):
         self.sequence = 0
         self.acked: list[tuple[str, str]] = []
         self.cursor = 0
+        self.identity: tuple[str, str, str] | None = None
 
     def on_start(self) -> None:
         self.rng = random.Random(f"{CONFIG.seed}:{DataIntegrityUser.worker}:{self.number}")
@@ -125,6 +126,11 @@ class DataIntegrityUser(FastHttpUser):
 
     def _record(self, op: str, key: str, outcome: str, answer: Any) -> None:
         headers = answer.headers if answer.status_code else {}
+        if headers and headers.get("X-Chaoslab-Pod"):
+            identity = tuple(headers.get(f"X-Chaoslab-{name}", "") for name in ("Pod", "Volume", "Starts"))
+            if self.identity is not None and identity != self.identity:
+                self.cursor = 0  # a new incarnation: check every acknowledged key again
+            self.identity = identity  # type: ignore[assignment]
         ROWS.write(
             ts=f"{time.time():.4f}",
             op=op,

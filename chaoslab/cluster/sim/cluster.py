@@ -501,10 +501,14 @@ class SimCluster:
         restorable = False
         detail = ""
         if isinstance(fault, PodDeleteFault):
-            # kubectl delete --force --grace-period=0 may name a pod that is already
-            # Terminating (stuck on a lost node): the API removes its object at once.
+            # `kubectl delete --force --grace-period=0` is what a pod stuck Terminating on a
+            # lost node needs (the API removes its object at once): with force, a count or
+            # percentage picks among Terminating pods when there are any, and a name may
+            # name one.
+            stuck = sorted(p.name for p in sim.pods.values() if p.terminating) if fault.force else []
+            candidates = stuck or sorted(p.name for p in sim.active_pods())
             every = sorted(sim.pods) if fault.force else None
-            pods = self._pick(sorted(p.name for p in sim.active_pods()), fault.target, rng, "pod", all_names=every)
+            pods = self._pick(candidates, fault.target, rng, "pod", all_names=every)
             grace = 0 if fault.force else fault.grace_period_seconds
             grace_s = float(grace if grace is not None else sim.spec.termination_grace_period_seconds)
             detail = f"gracePeriodSeconds={grace_s:g}" + (" force=true" if fault.force else "")

@@ -670,6 +670,7 @@ _PATTERN_HINTS = {
         "a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit"
     ),
     r"^/": "a URL path starting with /",
+    r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$": "a storage quantity like 1Gi or 500Mi",
 }
 
 

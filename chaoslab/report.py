@@ -37,7 +37,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from chaoslab import analysis, charts
+from chaoslab import analysis, charts, charts_data
 from chaoslab.errors import ResultsError
 from chaoslab.results import RunData, atomic_write_frame, atomic_write_text, read_run
 from chaoslab.units import format_duration
@@ -51,6 +51,11 @@ CHART_ORDER = (
     ("5-failures", "Failures by error class", "How did requests fail: refused, reset, timed out, 5xx?"),
 )
 CHART_FILE_STEMS = tuple(stem for stem, _, _ in CHART_ORDER)
+# Drawn only for runs with data-integrity users (load.dataIntegrity, charts_data.py).
+DATA_CHART_ORDER = (
+    ("6-identity", "Identity timeline", "Which pod answered, on which node, with which volume, and when did it come back?"),
+    ("7-writes", "Lost writes", "Of the writes the service acknowledged, how many were lost?"),
+)
 IMAGE_FORMATS = ("png", "svg")
 # Seconds kaleido may take for one image before giving up (its default is 90 s; a chart of
 # a 1-hour trial renders in well under 5 s).
@@ -137,8 +142,13 @@ def _run_slots(run: RunData, summary: pd.DataFrame, comparison: pd.DataFrame, co
         "4-sweep": (lambda: charts.sweep_comparison_chart(summary, comparison, run.experiment, colors=colors), "no trial was measured"),
         "5-failures": (lambda: charts.failures_chart(summary, run.experiment, colors=colors), "no trial was measured"),
     }
+    order = CHART_ORDER
+    if charts_data.has_integrity(run):
+        builders["6-identity"] = (lambda: charts_data.identity_timeline_chart(run, summary, colors=colors), "no identity was recorded")
+        builders["7-writes"] = (lambda: charts_data.writes_chart(summary, run, colors=colors), "no write was recorded")
+        order = (*CHART_ORDER, *DATA_CHART_ORDER)
     slots = []
-    for stem, heading, question in CHART_ORDER:
+    for stem, heading, question in order:
         build, missing = builders[stem]
         if not measured:
             slots.append(ChartSlot(stem, heading, question, None, missing))
@@ -347,7 +357,7 @@ def export_images(figures: Mapping[str, go.Figure], charts_dir: Path) -> tuple[t
 
 def _remove_stale(charts_dir: Path, keep: set[str]) -> None:
     """Images of charts this report no longer draws (e.g. a rebuilt partial run)."""
-    for stem in CHART_FILE_STEMS:
+    for stem in (*CHART_FILE_STEMS, *(stem for stem, _, _ in DATA_CHART_ORDER)):
         for fmt in IMAGE_FORMATS:
             path = charts_dir / f"{stem}.{fmt}"
             if path.name not in keep and path.exists():

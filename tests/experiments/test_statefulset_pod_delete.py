@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from chaoslab import analysis
+from chaoslab import analysis, charts_data
 from tests.experiments.lessons import events_of, fault_times, summary_rows, trials_by
 
 pytestmark = pytest.mark.slow
@@ -56,6 +56,17 @@ def test_a_claim_loses_nothing_and_an_empty_dir_loses_exactly_the_deleted_pods_w
     assert summary.loc["volumeClaimTemplate", "time_to_recover_s"] > summary.loc["emptyDir", "time_to_recover_s"]
     assert run.journal["exit_code"] == 1
     assert any("above measure.maxLostWrites 0" in reason for reason in run.journal["verdict"])
+
+    # The slides: lost against acknowledged per point, and who served with which volume.
+    table = analysis.summary_table(run)
+    lost_bars = charts_data.writes_chart(table, run).data[1]
+    assert list(lost_bars.y) == [0, len(expected)]
+    bars = [trace for trace in charts_data.identity_timeline_chart(run, table).data if trace.type == "bar"]
+    claim_texts = [trace.text[0] for trace in bars if "volumeClaimTemplate" in trace.y[0]]
+    assert len(claim_texts) == 2 and claim_texts[1].endswith("start 2")
+    assert claim_texts[0].split(" · ")[1] == claim_texts[1].split(" · ")[1], "the same volume came back"
+    page = (run.path / "report.html").read_text(encoding="utf-8")
+    assert 'id="chart-6-identity"' in page and 'id="chart-7-writes"' in page
 
 
 def _acked_before(trial, ts: float) -> list[str]:

@@ -26,15 +26,6 @@ def stateful_problems(experiment: Experiment) -> list[Problem]:
     workload = experiment.workload
     problems: list[Problem] = []
     volume = workload.volume
-    if experiment.cluster.backend == "kubernetes" and (workload.stateful or volume is not None):
-        field = "kind" if workload.stateful else "volume"
-        problems.append(
-            (
-                ("workload", field),
-                "StatefulSets and volumes run on the sim backend only in this version (the "
-                "kubernetes backend deploys Deployments); use cluster.backend: sim",
-            )
-        )
     if not workload.stateful:
         if volume is not None and volume.type == VOLUME_CLAIM:
             problems.append(

@@ -174,7 +174,6 @@ EXPECTED: list[tuple[str, int | None, str, str]] = [
         "'db-0' is a StatefulSet pod name; a Deployment's pods have generated names (db-<hash>-<suffix>), so this "
         "fault would find no pod; use target.count, or workload.kind: StatefulSet (at sweep point workload.kind='Deployment')",
     ),
-    ("workload-statefulset-on-kubernetes.yaml", 5, "workload.kind", "run on the sim backend only in this version"),
     ("fault-pod-name-not-an-ordinal.yaml", 9, "faults[0].target.name", "unknown pod 'db-2'; the StatefulSet's pods are db-0, db-1"),
     # hostile YAML
     (

@@ -113,6 +113,7 @@ class KubeClient:
         self._apps = k8s.AppsV1Api(api_client)
         self._policy = k8s.PolicyV1Api(api_client)
         self._discovery = k8s.DiscoveryV1Api(api_client)
+        self._storage = k8s.StorageV1Api(api_client)
 
     # --- error mapping --------------------------------------------------------------
 
@@ -193,6 +194,7 @@ class KubeClient:
     def _creators(self) -> dict[str, Callable[..., Any]]:
         return {
             "Deployment": self._apps.create_namespaced_deployment,
+            "StatefulSet": self._apps.create_namespaced_stateful_set,
             "Service": self._core.create_namespaced_service,
             "ConfigMap": self._core.create_namespaced_config_map,
             "Secret": self._core.create_namespaced_secret,
@@ -203,6 +205,8 @@ class KubeClient:
     def _deleters(self) -> dict[str, Callable[..., Any]]:
         return {
             "Deployment": self._apps.delete_namespaced_deployment,
+            "StatefulSet": self._apps.delete_namespaced_stateful_set,
+            "PersistentVolumeClaim": self._core.delete_namespaced_persistent_volume_claim,
             "Service": self._core.delete_namespaced_service,
             "ConfigMap": self._core.delete_namespaced_config_map,
             "Secret": self._core.delete_namespaced_secret,
@@ -240,6 +244,32 @@ class KubeClient:
     def read_service(self, namespace: str, name: str) -> ServiceRecord:
         raw = self._json(f"read Service {namespace}/{name}", self._core.read_namespaced_service, name, namespace)
         return convert.service_from_json(raw)
+
+    def read_stateful_set(self, namespace: str, name: str) -> DeploymentRecord:
+        raw = self._json(f"read StatefulSet {namespace}/{name}", self._apps.read_namespaced_stateful_set, name, namespace)
+        return convert.deployment_from_json(raw)
+
+    def patch_stateful_set_scale(self, namespace: str, name: str, replicas: int) -> None:
+        self._json(
+            f"scale StatefulSet {namespace}/{name}",
+            self._apps.patch_namespaced_stateful_set_scale,
+            name,
+            namespace,
+            {"spec": {"replicas": replicas}},
+        )
+
+    def list_claims(self, namespace: str, label_selector: str = "") -> tuple[str, ...]:
+        raw = self._json(
+            f"list PersistentVolumeClaims in {namespace}",
+            self._core.list_namespaced_persistent_volume_claim,
+            namespace,
+            label_selector=label_selector or None,
+        )
+        return tuple(sorted(str((item.get("metadata") or {}).get("name", "")) for item in raw.get("items") or ()))
+
+    def default_storage_class(self) -> str | None:
+        raw = self._json("list StorageClasses", self._storage.list_storage_class)
+        return convert.default_storage_class(raw.get("items") or ())
 
     # --- pods -----------------------------------------------------------------------
 

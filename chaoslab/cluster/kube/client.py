@@ -140,8 +140,9 @@ class KubeClient:
                 who = f"the user of {self._where()}" if self.connection.context else "this pod's service account"
                 raise ClusterError(
                     f"{action}: {message} (HTTP 403; {who} lacks the permission; chaoslab "
-                    "needs to manage namespaces, Deployments, Services, ConfigMaps, "
-                    "PodDisruptionBudgets, pods (delete, evict, exec) and to patch nodes)"
+                    "needs to manage namespaces, Deployments, StatefulSets, Services, ConfigMaps, "
+                    "PodDisruptionBudgets, PersistentVolumeClaims, pods (delete, evict, exec), "
+                    "to list StorageClasses and to patch nodes)"
                 ) from exc
             if not status:  # status 0: the client could not even build or send the request
                 raise ClusterError(f"{action}: {message} ({self._where()})") from exc

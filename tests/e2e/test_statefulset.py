@@ -12,7 +12,6 @@ run's namespace).
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -23,6 +22,7 @@ from pydantic import TypeAdapter
 from chaoslab.cluster.base import EventKind
 from chaoslab.spec import FaultSpec
 from tests.e2e.conftest import EVENT_DEADLINE_SECONDS, EventLog, workload
+from tests.sim.helpers import poll_until
 
 pytestmark = pytest.mark.e2e
 
@@ -73,14 +73,7 @@ def _ignore_missing(call) -> None:
 
 
 def _wait(what: str, check) -> object:
-    deadline = time.monotonic() + EVENT_DEADLINE_SECONDS
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"after {EVENT_DEADLINE_SECONDS:g}s: {what}")
-        time.sleep(0.5)
+    return poll_until(check, EVENT_DEADLINE_SECONDS, what, interval=0.5)
 
 
 def test_a_statefulset_keeps_its_names_and_claims_and_teardown_removes_them(open_kube, core: k8s.CoreV1Api, local_volumes) -> None:

@@ -40,7 +40,7 @@ import uuid  # noqa: E402
 from http.server import BaseHTTPRequestHandler  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from app import SHUTDOWN_WAIT_SECONDS, EchoServer, _env_float  # noqa: E402
+from app import EchoServer, _env_float, serve_until_stopped  # noqa: E402
 
 LOG_FILE = "kv.log"
 VOLUME_ID_FILE = "volume-id"
@@ -90,16 +90,24 @@ class Store:
         self._log = log_path.open("a", encoding="utf-8")
 
     def _replay(self, log_path: Path, seconds_per_write: float) -> None:
+        """Rebuild memory from the log; a torn last record (never acknowledged: the write
+        died before its fsync returned) is cut off, so later appends start on a clean line."""
         if not log_path.exists():
             return
-        with log_path.open(encoding="utf-8") as handle:
+        complete = 0
+        with log_path.open("rb") as handle:
             for line in handle:
-                if not line.endswith("\n"):
-                    break  # a torn last record was never acknowledged
+                if not line.endswith(b"\n"):
+                    break
                 record = json.loads(line)
                 self.values[record["k"]] = record["v"]
+                complete += len(line)
                 if seconds_per_write > 0:
                     time.sleep(seconds_per_write)
+        if complete < log_path.stat().st_size:
+            with log_path.open("r+b") as handle:
+                handle.truncate(complete)
+                os.fsync(handle.fileno())
 
     def put(self, key: str, value: str) -> None:
         """Store durably; returns only once the record is on the volume (fsync)."""
@@ -230,14 +238,7 @@ def main() -> None:
     if stopping.is_set():
         server.server_close()
         return
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()
-    deadline = time.monotonic() + SHUTDOWN_WAIT_SECONDS
-    with state.idle:
-        while state.in_flight > 0 and time.monotonic() < deadline:
-            state.idle.wait(0.1)
+    serve_until_stopped(server, state.idle, lambda: state.in_flight)
 
 
 if __name__ == "__main__":

@@ -343,7 +343,8 @@ class KubernetesCluster:
                 continue
             lines.append("  " + self._pod_diagnosis(pod))
         if len(lines) == 1:
-            lines.append("  (no pods were created: look at `kubectl describe deployment` and its ReplicaSet events)")
+            owner = "its ReplicaSet" if kind == "Deployment" else "its"
+            lines.append(f"  (no pods were created: look at `kubectl describe {kind.lower()}` and {owner} events)")
         lines.append(
             "raise timeline.readyTimeout if the image is still being pulled; "
             f"see `kubectl -n {deployment.namespace} describe pods`"

@@ -24,7 +24,7 @@ import yaml
 from chaoslab.cluster.base import EVENT_COLUMNS
 from chaoslab.errors import ResultsError, SpecError
 from chaoslab.load.failures import FAILURE_CLASSES
-from chaoslab.load.integrity import INTEGRITY_COLUMNS, INTEGRITY_CSV
+from chaoslab.load.integrity import INTEGRITY_COLUMNS, INTEGRITY_CSV, PART_PATTERN, read_parts
 from chaoslab.load.stream import LOAD_COLUMNS
 from chaoslab.spec import Experiment
 
@@ -247,8 +247,19 @@ def read_trial(path: Path) -> TrialData:
         faults=faults,
         probe=_read_csv(probe_path, PROBE_COLUMNS) if probe_path.exists() else None,
         path=path,
-        integrity=_read_csv(path / INTEGRITY_CSV, INTEGRITY_COLUMNS) if (path / INTEGRITY_CSV).exists() else None,
+        integrity=read_integrity(path),
     )
+
+
+def read_integrity(path: Path) -> pd.DataFrame | None:
+    """integrity.csv; or, when the engine died before merging it, the Locust processes'
+    parts in locust_stream/ (nothing measured is lost); None without data-integrity users."""
+    if (path / INTEGRITY_CSV).exists():
+        return _read_csv(path / INTEGRITY_CSV, INTEGRITY_COLUMNS)
+    stream = path / "locust_stream"
+    if stream.is_dir() and any(stream.glob(PART_PATTERN)):
+        return pd.DataFrame(read_parts(stream), columns=list(INTEGRITY_COLUMNS))
+    return None
 
 
 def read_run(path: Path) -> RunData:

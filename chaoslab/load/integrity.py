@@ -21,23 +21,29 @@ PART_PATTERN = "integrity-*.csv"
 """Each Locust process writes its own part, named by pid, in the stream folder."""
 
 
-def merge_parts(stream_dir: Path, out_path: Path) -> int:
-    """Merge every process's part into `out_path`, ordered by `ts`; the number of rows.
-
-    Writes nothing (and returns 0) when no part exists, so runs without data-integrity
-    users have no integrity.csv. A part's torn last line (a killed process) is dropped.
-    """
-    parts = sorted(stream_dir.glob(PART_PATTERN))
-    if not parts:
-        return 0
+def read_parts(stream_dir: Path) -> list[dict[str, str]]:
+    """Every process's rows, ordered by `ts`; a part's torn last line (a killed process)
+    is dropped. [] when there is no part."""
     rows: list[dict[str, str]] = []
-    for part in parts:
+    for part in sorted(stream_dir.glob(PART_PATTERN)):
         with part.open(newline="", encoding="utf-8") as handle:
             text = handle.read()
         if text and not text.endswith("\n"):
             text = text[: text.rfind("\n") + 1]
         rows += [row for row in csv.DictReader(text.splitlines()) if None not in row.values()]
     rows.sort(key=lambda row: float(row["ts"]))
+    return rows
+
+
+def merge_parts(stream_dir: Path, out_path: Path) -> int:
+    """Merge every process's part into `out_path` (`read_parts`); the number of rows.
+
+    Writes nothing (and returns 0) when no part exists, so runs without data-integrity
+    users have no integrity.csv.
+    """
+    if not any(stream_dir.glob(PART_PATTERN)):
+        return 0
+    rows = read_parts(stream_dir)
     partial = out_path.with_name(out_path.name + ".partial")
     with partial.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=INTEGRITY_COLUMNS)

@@ -104,3 +104,20 @@ def test_the_verdict_honours_max_lost_writes() -> None:
     assert not unknown.passed and "no data-integrity record" in unknown.reasons[0]
     # Without a budget, lost writes are reported, not judged.
     assert analysis.verdict(_summary(4.0), MeasureSpec()).passed
+
+
+def test_a_trial_whose_engine_died_is_read_from_the_locust_parts(tmp_path) -> None:
+    from chaoslab.load.integrity import INTEGRITY_CSV, merge_parts
+    from chaoslab.results import read_integrity
+
+    stream = tmp_path / "locust_stream"
+    stream.mkdir()
+    header = ",".join(INTEGRITY_COLUMNS) + "\n"
+    (stream / "integrity-11.csv").write_text(header + "2.0,write,k2,0,acked,db-0,n,v,1\n", encoding="utf-8")
+    # A killed process leaves a torn last line: dropped.
+    (stream / "integrity-12.csv").write_text(header + "1.0,write,k1,0,acked,db-0,n,v,1\n3.0,read,k1,0,mis", encoding="utf-8")
+    frame = read_integrity(tmp_path)
+    assert list(frame["key"]) == ["k1", "k2"] and analysis.acknowledged_writes(frame) == 2
+    assert merge_parts(stream, tmp_path / INTEGRITY_CSV) == 2
+    assert list(read_integrity(tmp_path)["key"]) == ["k1", "k2"]
+    assert read_integrity(tmp_path / "nowhere") is None

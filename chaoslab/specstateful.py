@@ -26,6 +26,15 @@ def stateful_problems(experiment: Experiment) -> list[Problem]:
     workload = experiment.workload
     problems: list[Problem] = []
     volume = workload.volume
+    if workload.manifests is not None and (workload.stateful or volume is not None):
+        field = "kind" if workload.stateful else "volume"
+        problems.append(
+            (
+                ("workload", field),
+                "workload.manifests replaces the generated objects, so a StatefulSet or volume "
+                "must be in those manifests; remove workload." + field,
+            )
+        )
     if not workload.stateful:
         if volume is not None and volume.type == VOLUME_CLAIM:
             problems.append(

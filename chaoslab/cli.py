@@ -206,14 +206,14 @@ def _run_plan(
 
 
 def _print_outcome(outcome: Any) -> None:
-    from chaoslab.report import KEY_NUMBERS
+    from chaoslab.report import key_numbers
 
     comparison = outcome.comparison
     if comparison is not None and len(comparison):
         table = Table(title="Median across trials per sweep point (all numbers: comparison.csv)")
         table.add_column("sweep point", no_wrap=True)
         table.add_column("trials", justify="right")
-        shown = [(title, f"{metric}_median", fmt) for title, metric, fmt in KEY_NUMBERS if f"{metric}_median" in comparison.columns]
+        shown = [(title, f"{metric}_median", fmt) for title, metric, fmt in key_numbers(comparison) if f"{metric}_median" in comparison.columns]
         for title, _, _ in shown:
             table.add_column(title, justify="right", no_wrap=True)
         for _, row in comparison.iterrows():

@@ -553,18 +553,30 @@ KEY_NUMBERS = (
     ("p99 during fault", "p99_ms_during", _ms),
     ("throughput dip", "throughput_dip", _fraction),
 )
+# Shown after those only when a run measured writes (load.dataIntegrity).
+DATA_KEY_NUMBERS = (
+    ("lost writes", "lost_writes", _count),
+    ("acknowledged writes", "acknowledged_writes", _count),
+)
+
+
+def key_numbers(comparison: pd.DataFrame) -> tuple[tuple[str, str, Callable[[float], str]], ...]:
+    """KEY_NUMBERS, and DATA_KEY_NUMBERS when any sweep point has data-integrity numbers."""
+    measured = "lost_writes_median" in comparison.columns and comparison["lost_writes_median"].notna().any()
+    return (*KEY_NUMBERS, *DATA_KEY_NUMBERS) if measured else KEY_NUMBERS
 
 
 def _key_numbers_html(comparison: pd.DataFrame, colors: Mapping[str, str]) -> str:
     if not len(comparison):
         return "<p class=\"note\">No trial was measured, so there are no numbers yet.</p>"
-    head = "<tr><th>sweep point</th><th>trials</th>" + "".join(f"<th>{html.escape(name)}<br><span class=\"ci\">median</span></th>" for name, _, _ in KEY_NUMBERS) + "</tr>"
+    numbers = key_numbers(comparison)
+    head = "<tr><th>sweep point</th><th>trials</th>" + "".join(f"<th>{html.escape(name)}<br><span class=\"ci\">median</span></th>" for name, _, _ in numbers) + "</tr>"
     body = []
     for row in comparison.to_dict("records"):
         label = str(row["label"])
         swatch = f"<span class=\"swatch\" style=\"background:{colors.get(label, charts.NEUTRAL)}\"></span>"
         cells = [f"<td>{swatch}{html.escape(label)}</td>", f"<td>{int(row['trials'])}</td>"]
-        for _, metric, fmt in KEY_NUMBERS:
+        for _, metric, fmt in numbers:
             text = _with_ci(row, metric, fmt)
             if metric == "time_to_recover_s" and row.get("never_recovered"):
                 never = int(row["never_recovered"])

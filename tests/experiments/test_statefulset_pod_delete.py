@@ -67,6 +67,7 @@ def test_a_claim_loses_nothing_and_an_empty_dir_loses_exactly_the_deleted_pods_w
     assert claim_texts[0].split(" · ")[1] == claim_texts[1].split(" · ")[1], "the same volume came back"
     page = (run.path / "report.html").read_text(encoding="utf-8")
     assert 'id="chart-6-identity"' in page and 'id="chart-7-writes"' in page
+    assert "<th>lost writes<br>" in page, "the key numbers show the lost writes"
 
 
 def _acked_before(trial, ts: float) -> list[str]:

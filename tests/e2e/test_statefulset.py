@@ -12,6 +12,7 @@ run's namespace).
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -21,7 +22,7 @@ from pydantic import TypeAdapter
 
 from chaoslab.cluster.base import EventKind
 from chaoslab.spec import FaultSpec
-from tests.e2e.conftest import EVENT_DEADLINE_SECONDS, EventLog, workload
+from tests.e2e.conftest import EVENT_DEADLINE_SECONDS, EventLog, pods_by_node, workload
 from tests.sim.helpers import poll_until
 
 pytestmark = pytest.mark.e2e
@@ -111,3 +112,42 @@ def test_a_statefulset_keeps_its_names_and_claims_and_teardown_removes_them(open
     assert gone.value.status == 404
     # The claims went with the namespace: their volumes are Released (Retain keeps them).
     _wait("the volume of data-db-0 released", lambda: core.read_persistent_volume(volume_of_db0).status.phase == "Released")
+
+
+def test_a_pod_on_a_lost_node_keeps_its_identity_until_force_deleted(local, open_kube) -> None:
+    """The real StatefulSet controller does not replace a pod the taint manager evicted
+    from a frozen node: the object stays Terminating (no kubelet confirms), its name
+    stays taken. A force delete (pod-delete force: true) frees it: the same name again,
+    on another node."""
+    # The scheduler may stack the pods on one KWOK node: allow the fault to take them all.
+    cluster = open_kube(maxBlastRadius="100%")
+    log = EventLog(cluster)
+    deployment = cluster.deploy(workload(name="db", kind="StatefulSet", replicas=3, tolerationSeconds=3))
+    cluster.wait_ready(deployment, timeout=120)
+    placement = pods_by_node(cluster, deployment)
+
+    crash = FAULT.validate_python({"at": 0, "action": "node-crash", "target": {"count": 1}})
+    injection = cluster.inject(deployment, crash, "f0", random.Random(3))
+    (node,) = injection.targets
+    victims = set(placement[node])
+    log.wait_for(lambda log: victims <= {e.name for e in log.of(EventKind.POD_EVICTED)}, f"the pods of {node} evicted")
+
+    # The identity stays taken: for 10 s (the StatefulSet controller syncs on every pod
+    # change) each victim is one Terminating pod on the lost node, and no other exists.
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        pods = {p.name: p for p in cluster.pods(deployment)}
+        for victim in victims:
+            assert (pods[victim].phase, pods[victim].node) == ("Terminating", node), pods[victim]
+        time.sleep(0.5)
+
+    force = FAULT.validate_python({"at": 0, "action": "pod-delete", "force": True, "target": {"count": len(victims)}})
+    assert set(cluster.inject(deployment, force, "f1", random.Random(3)).targets) == victims
+
+    def back_elsewhere() -> bool:
+        pods = {p.name: p for p in cluster.pods(deployment)}
+        return all(v in pods and pods[v].ready and pods[v].node not in (None, node) for v in victims)
+
+    poll_until(back_elsewhere, EVENT_DEADLINE_SECONDS, "the same names back, on other nodes")
+    cluster.restore(injection)
+    cluster.teardown(deployment)

@@ -128,14 +128,8 @@ class ControlPlane:
                 continue  # the StatefulSet controller's (stateful.py)
             active = deployment.active_pods()
             diff = deployment.desired - len(active)
-            if diff == 0:
-                deployment.sync_due = None
+            if not deployment.sync_due_now(diff != 0, now, self.world.timings.controller_sync_delay):
                 continue
-            if deployment.sync_due is None:
-                deployment.sync_due = now + self.world.timings.controller_sync_delay
-            if now < deployment.sync_due:
-                continue
-            deployment.sync_due = None
             if diff > 0:
                 for _ in range(diff):
                     self.create_pod(deployment, now)

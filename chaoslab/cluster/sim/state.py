@@ -190,6 +190,19 @@ class SimDeployment:
         """Pods the ReplicaSet counts: not terminating (upstream FilterActivePods)."""
         return [pod for pod in self.pods.values() if not pod.terminating]
 
+    def sync_due_now(self, needed: bool, now: float, delay: float) -> bool:
+        """Whether the workload's controller acts now: `delay` after it first saw that
+        something is `needed` (the watch-event latency), and never when nothing is."""
+        if not needed:
+            self.sync_due = None
+            return False
+        if self.sync_due is None:
+            self.sync_due = now + delay
+        if now < self.sync_due:
+            return False
+        self.sync_due = None
+        return True
+
 
 @dataclass(eq=False)
 class Drain:

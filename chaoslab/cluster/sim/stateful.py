@@ -119,14 +119,8 @@ class StatefulSetController:
 
     def _sync(self, deployment: SimDeployment, now: float) -> None:
         actions = self._plan(deployment)
-        if not actions:
-            deployment.sync_due = None
+        if not deployment.sync_due_now(bool(actions), now, self.world.timings.controller_sync_delay):
             return
-        if deployment.sync_due is None:
-            deployment.sync_due = now + self.world.timings.controller_sync_delay
-        if now < deployment.sync_due:
-            return
-        deployment.sync_due = None
         grace = float(deployment.spec.termination_grace_period_seconds)
         for kind, name in actions:
             if kind == "create":

@@ -41,6 +41,8 @@ from chaoslab.analysis_autoscale import (  # noqa: F401
     scale_events,
     time_to_capacity,
 )
+from chaoslab.analysis_data import *  # noqa: F403 - the data metrics, defined there (see its docstring)
+from chaoslab.analysis_data import identity_outcome, trial_integrity
 from chaoslab.cluster.base import EventKind
 from chaoslab.results import FAILURE_CLASSES, RunData, TrialData
 from chaoslab.spec import MeasureSpec
@@ -118,6 +120,12 @@ SUMMARY_COLUMNS = (
     "replacement_pod",
     *PHASE_COLUMNS,
     *AUTOSCALE_COLUMNS,
+    # load.dataIntegrity only (analysis_data.py); NaN otherwise
+    "acknowledged_writes",
+    "lost_writes",
+    "stale_reads",
+    "identity_kept",
+    "time_to_same_identity_s",
     "status",
 )
 
@@ -139,6 +147,8 @@ COMPARISON_METRICS = (
     "peak_replicas",
     "p95_ms_spike",
     "spike_failed_requests",
+    "acknowledged_writes",
+    "lost_writes",
 )
 # For these a NaN means "never recovered": it ranks as the worst value (+inf) when trials
 # are aggregated, so one trial that never recovered cannot make the median look better.
@@ -1012,6 +1022,7 @@ def trial_summary(trial: TrialData, run: RunData) -> list[dict[str, Any]]:
     buckets = Buckets.from_frame(trial.load, bucket)
     latency = _latency(buckets, measure_start, measure_end)
     base.update(
+        **trial_integrity(trial.integrity),
         availability=_availability(buckets, measure_start, measure_end),
         **_failures_by_class(buckets, measure_start, measure_end),
         p50_ms=latency.p50_ms,
@@ -1031,6 +1042,9 @@ def trial_summary(trial: TrialData, run: RunData) -> list[dict[str, Any]]:
     for fault in windows.itertuples(index=False):
         row = dict(base)
         row.update(_fault_metrics(buckets, endpoints, pod_events, fault, previous_ts, measure_start, measure))
+        if trial.integrity is not None and not math.isnan(fault.fault_ts):
+            identity = identity_outcome(trial.integrity, float(fault.fault_ts), float(fault.window_end))
+            row.update(identity_kept=identity.identity_kept, time_to_same_identity_s=identity.time_to_same_identity_s)
         rows.append(row)
         if not math.isnan(fault.fault_ts):
             previous_ts = max(previous_ts, fault.fault_ts)
@@ -1163,6 +1177,10 @@ def summary_table(run: RunData) -> pd.DataFrame:
       what the clients did in the dip's lowest second (`ThroughputDip`).
     - desired_replicas, replacement_pod and phase_*_s: the pod that came back last and its
       recovery phases (see `recovery_phases`).
+    - acknowledged_writes, lost_writes, stale_reads (over the trial) and identity_kept,
+      time_to_same_identity_s (per fault): the data-integrity users' record, see
+      `acknowledged_writes`, `lost_writes`, `stale_reads` and `identity_outcome`
+      (analysis_data.py); NaN without load.dataIntegrity.
     - status: the trial's status (completed, failed, aborted, running).
     """
     rows = [row for trial in run.trials for row in trial_summary(trial, run)]
@@ -1408,6 +1426,8 @@ def verdict(summary: pd.DataFrame, measure: MeasureSpec) -> Verdict:
     is below `slo.availability` (or nothing completed); or, with a recovery budget set, a
     fault's time to recover is above the budget or NaN (never recovered counts as missed;
     so does a fault window in which no request completed, with its own reason).
+    With `measure.max_lost_writes` set, also not passed when a trial lost more
+    acknowledged writes than that (`lost_writes`), or has no data-integrity record.
     Trials that did not complete are not judged; with none completed, not passed. Each
     reason names the trial (and fault) and the numbers, in table order.
     """
@@ -1424,6 +1444,7 @@ def verdict(summary: pd.DataFrame, measure: MeasureSpec) -> Verdict:
             reasons.append(f"{trial_id}: no request completed in the measurement window")
         elif value < slo.availability - _RATIO_EPSILON:
             reasons.append(f"{trial_id}: availability {_percent(value)} below the SLO {_percent(slo.availability)}")
+        reasons += _lost_writes_reasons(str(trial_id), group, measure.max_lost_writes)
         if measure.recovery_budget is None:
             continue
         for fault in group[group["fault_id"].notna()].itertuples(index=False):
@@ -1445,6 +1466,18 @@ def verdict(summary: pd.DataFrame, measure: MeasureSpec) -> Verdict:
             elif recover > measure.recovery_budget:
                 reasons.append(f"{where}: recovered in {recover:.1f}s, over the recovery budget {measure.recovery_budget:g}s")
     return Verdict(not reasons, tuple(reasons))
+
+
+def _lost_writes_reasons(trial_id: str, group: pd.DataFrame, budget: int | None) -> list[str]:
+    if budget is None:
+        return []
+    lost = float(group["lost_writes"].iloc[0])
+    if math.isnan(lost):
+        return [f"{trial_id}: no data-integrity record (integrity.csv), so lost writes could not be judged"]
+    if lost > budget:
+        acked = float(group["acknowledged_writes"].iloc[0])
+        return [f"{trial_id}: lost {lost:.0f} of {acked:.0f} acknowledged writes, above measure.maxLostWrites {budget}"]
+    return []
 
 
 def _no_request_completed(fault: Any) -> bool:

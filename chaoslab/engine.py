@@ -394,11 +394,14 @@ class Engine:
         info.update(target_url=url)
         if journal.data.get("target_url") is None:
             journal.update(target_url=url)
+        integrity = experiment.load.data_integrity
+        # The data-integrity users talk to one ordinal, as a database client to its primary.
+        load_url = url if integrity is None else state.cluster.ordinal_url(state.deployment, integrity.ordinal)
 
         warmup_start = info.enter("warmup")
         state.load = LoadRun(
             experiment.load,
-            target_url=url,
+            target_url=load_url,
             bucket=experiment.measure.bucket,
             out_dir=trial_dir,
             seed=trial.seed,

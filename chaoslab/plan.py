@@ -26,6 +26,7 @@ from chaoslab.spec import (
     ScaleFault,
     WorkloadSpec,
 )
+from chaoslab.specstateful import stateful_plan_lines
 from chaoslab.units import format_duration, format_percent
 
 # A fault with `every` may fire at most this many times in one trial: beyond that the
@@ -44,6 +45,8 @@ DEFAULT_TOLERATION_SECONDS = 300
 
 # Image of the built-in app: the only image the sim backend runs.
 BUILT_IN_IMAGE = WorkloadSpec.model_fields["image"].default
+# The built-in stateful app (chaoslab/cluster/sim/kv.py), also run by the sim.
+KV_IMAGE = "chaoslab/kv"
 
 
 @dataclass(frozen=True)
@@ -280,8 +283,11 @@ def ready_seconds(experiment: Experiment) -> float:
 def trial_seconds(experiment: Experiment) -> float:
     """Estimated wall time of one trial: deploy and ready, warmup, measure, cooldown."""
     timeline = experiment.timeline
+    workload = experiment.workload
+    # An OrderedReady StatefulSet starts its pods one after another.
+    sequential = workload.stateful and workload.effective_pod_management_policy() == "OrderedReady"
     return (
-        ready_seconds(experiment)
+        ready_seconds(experiment) * (max(1, workload.replicas) if sequential else 1)
         + DEPLOY_OVERHEAD_SECONDS
         + timeline.warmup
         + timeline.duration
@@ -355,7 +361,7 @@ def _workload_warnings(experiment: Experiment) -> list[str]:
         )
     if experiment.cluster.backend == "sim":
         ignored = []
-        if workload.image != BUILT_IN_IMAGE:
+        if workload.image not in (BUILT_IN_IMAGE, KV_IMAGE):
             ignored.append(f"workload.image ({workload.image})")
         # workload.command and args are not in this list: the sim kubelet runs them as
         # the container's process on this machine (kubelet.container_argv).
@@ -648,6 +654,7 @@ def render_plan(plan: Plan) -> str:
         )
         if resolved.workload.autoscaling is not None:
             lines.append("  " + _autoscaling_text(resolved))
+        lines += [f"  {line}" for line in stateful_plan_lines(resolved)]
         lines.append("  trials: " + ", ".join(f"{t.id} (seed {t.seed})" for t in point_trials))
         lines += _render_schedule(resolved)
     lines.append("")

@@ -38,7 +38,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from chaoslab import analysis, charts
+from chaoslab import analysis, charts, charts_data
 from chaoslab.errors import ResultsError
 from chaoslab.reaper import Reaper
 from chaoslab.results import RunData, atomic_write_frame, atomic_write_text, read_run
@@ -59,6 +59,11 @@ AUTOSCALING_CHART = (
     "When did the autoscaler add pods, what CPU did it see, and what did the algorithm ask for?",
 )
 CHART_FILE_STEMS = tuple(stem for stem, _, _ in CHART_ORDER)
+# Drawn only for runs with data-integrity users (load.dataIntegrity, charts_data.py).
+DATA_CHART_ORDER = (
+    ("6-identity", "Identity timeline", "Which pod answered, on which node, with which volume, and when did it come back?"),
+    ("7-writes", "Lost writes", "Of the writes the service acknowledged, how many were lost?"),
+)
 IMAGE_FORMATS = ("png", "svg")
 # Seconds kaleido may take for one image before giving up (its default is 90 s; a chart of
 # a 1-hour trial renders in well under 5 s).
@@ -147,8 +152,13 @@ def _run_slots(run: RunData, summary: pd.DataFrame, comparison: pd.DataFrame, co
         "4-sweep": (lambda: charts.sweep_comparison_chart(summary, comparison, run.experiment, colors=colors), "no trial was measured"),
         "5-failures": (lambda: charts.failures_chart(summary, run.experiment, colors=colors), "no trial was measured"),
     }
+    order = CHART_ORDER
+    if charts_data.has_integrity(run):
+        builders["6-identity"] = (lambda: charts_data.identity_timeline_chart(run, summary, colors=colors), "no identity was recorded")
+        builders["7-writes"] = (lambda: charts_data.writes_chart(summary, run, colors=colors), "no write was recorded")
+        order = (*CHART_ORDER, *DATA_CHART_ORDER)
     slots = []
-    for stem, heading, question in CHART_ORDER:
+    for stem, heading, question in order:
         build, missing = builders[stem]
         if not measured:
             slots.append(ChartSlot(stem, heading, question, None, missing))
@@ -402,7 +412,7 @@ def _environment_variable(name: str, value: str) -> Iterator[None]:
 
 def _remove_stale(charts_dir: Path, keep: set[str]) -> None:
     """Images of charts this report no longer draws (e.g. a rebuilt partial run)."""
-    for stem in (*CHART_FILE_STEMS, AUTOSCALING_CHART[0]):
+    for stem in (*CHART_FILE_STEMS, AUTOSCALING_CHART[0], *(stem for stem, _, _ in DATA_CHART_ORDER)):
         for fmt in IMAGE_FORMATS:
             path = charts_dir / f"{stem}.{fmt}"
             if path.name not in keep and path.exists():
@@ -608,17 +618,25 @@ AUTOSCALE_KEY_NUMBERS = (
     ("to capacity", "time_to_capacity_s", _seconds),
     ("peak replicas", "peak_replicas", _count),
 )
+# Shown after those only when a run measured writes (load.dataIntegrity).
+DATA_KEY_NUMBERS = (
+    ("lost writes", "lost_writes", _count),
+    ("acknowledged writes", "acknowledged_writes", _count),
+)
 
 
 def key_numbers(comparison: pd.DataFrame) -> tuple[tuple[str, str, Callable[[float], str]], ...]:
-    """KEY_NUMBERS, or AUTOSCALE_KEY_NUMBERS for a run whose points had a spike and no fault."""
+    """KEY_NUMBERS (AUTOSCALE_KEY_NUMBERS for a run whose points had a spike and no
+    fault), then DATA_KEY_NUMBERS when any sweep point has data-integrity numbers."""
     def measured(metric: str) -> bool:
         column = f"{metric}_median"
         return column in comparison.columns and bool(comparison[column].notna().any())
 
-    if measured("p95_ms_spike") and not any(measured(m) for m in ("time_to_recover_s", "error_window_s", "throughput_dip")):
-        return AUTOSCALE_KEY_NUMBERS
-    return KEY_NUMBERS
+    spike_only = measured("p95_ms_spike") and not any(
+        measured(m) for m in ("time_to_recover_s", "error_window_s", "throughput_dip")
+    )
+    chosen = AUTOSCALE_KEY_NUMBERS if spike_only else KEY_NUMBERS
+    return (*chosen, *DATA_KEY_NUMBERS) if measured("lost_writes") else chosen
 
 
 def _key_numbers_html(comparison: pd.DataFrame, colors: Mapping[str, str]) -> str:

@@ -24,6 +24,7 @@ import yaml
 from chaoslab.cluster.base import AUTOSCALER_COLUMNS, EVENT_COLUMNS
 from chaoslab.errors import ResultsError, SpecError
 from chaoslab.load.failures import FAILURE_CLASSES
+from chaoslab.load.integrity import INTEGRITY_COLUMNS, INTEGRITY_CSV, PART_PATTERN, read_parts
 from chaoslab.load.stream import LOAD_COLUMNS
 from chaoslab.spec import Experiment
 
@@ -169,6 +170,8 @@ class TrialData:
     path: Path
     # autoscaler.csv (HPA evaluations); empty, with its columns, when the trial had no HPA.
     autoscaler: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(AUTOSCALER_COLUMNS)))
+    # integrity.csv of the data-integrity users (load.dataIntegrity); None without them.
+    integrity: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,19 @@ def read_trial(path: Path) -> TrialData:
         probe=_read_csv(probe_path, PROBE_COLUMNS) if probe_path.exists() else None,
         path=path,
         autoscaler=_read_csv(path / "autoscaler.csv", AUTOSCALER_COLUMNS),
+        integrity=read_integrity(path),
     )
+
+
+def read_integrity(path: Path) -> pd.DataFrame | None:
+    """integrity.csv; or, when the engine died before merging it, the Locust processes'
+    parts in locust_stream/ (nothing measured is lost); None without data-integrity users."""
+    if (path / INTEGRITY_CSV).exists():
+        return _read_csv(path / INTEGRITY_CSV, INTEGRITY_COLUMNS)
+    stream = path / "locust_stream"
+    if stream.is_dir() and any(stream.glob(PART_PATTERN)):
+        return pd.DataFrame(read_parts(stream), columns=list(INTEGRITY_COLUMNS))
+    return None
 
 
 def read_run(path: Path) -> RunData:

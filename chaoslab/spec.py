@@ -199,6 +199,9 @@ class AppKnobs(Model):
     startup_seconds: float = Field(default=0.0, ge=0, le=3600)
     readiness_delay_seconds: float = Field(default=0.0, ge=0, le=3600)
     error_rate: Percent = 0.0
+    # chaoslab/kv only: start-up cost of replaying the write log, per logged write, so a
+    # pod's start grows with its data as a database's recovery does.
+    replay_ms_per_write: float = Field(default=0.0, ge=0, le=1000)
 
 
 class EnvVar(Model):
@@ -318,10 +321,38 @@ class AutoscalingSpec(Model):
         return self.metrics[0].resource.target.average_utilization
 
 
+# A resource.Quantity as a PersistentVolumeClaim's storage request takes it: 1Gi, 500Mi, 10G.
+_QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
+VOLUME_CLAIM = "volumeClaimTemplate"
+VOLUME_EMPTY_DIR = "emptyDir"
+
+
+class VolumeSpec(Model):
+    """The pod's one data volume, mounted at `mountPath`.
+
+    volumeClaimTemplate (StatefulSet only): one PersistentVolumeClaim per ordinal,
+    `<volume name>-<workload>-<ordinal>`, kept across pod deletions and node failures.
+    emptyDir: scratch space that lives exactly as long as its pod (container restarts
+    keep it, a deleted or evicted pod loses it): the contrast that shows what a claim buys.
+    """
+
+    type: Literal["volumeClaimTemplate", "emptyDir"] = VOLUME_CLAIM
+    name: str = Field(default="data", pattern=_DNS_LABEL.pattern, max_length=63)
+    mount_path: str = Field(default="/data", pattern=r"^/")
+    # The claim's storage request (PVC spec.resources.requests.storage).
+    size: str = Field(default="1Gi", pattern=_QUANTITY)
+    # None: the cluster's default StorageClass (the PVC leaves storageClassName unset).
+    storage_class_name: str | None = Field(default=None, min_length=1)
+
+
 class WorkloadSpec(Model):
-    """A Deployment behind a Service."""
+    """A Deployment (or a StatefulSet) behind a Service."""
 
     name: str = Field(default="web", pattern=_DNS_LABEL.pattern, max_length=63)
+    kind: Literal["Deployment", "StatefulSet"] = "Deployment"
+    # StatefulSet only; None: the API default, OrderedReady.
+    pod_management_policy: Literal["OrderedReady", "Parallel"] | None = None
+    volume: VolumeSpec | None = None
     image: str = "chaoslab/echo"
     replicas: int = Field(default=1, ge=0, le=100)
     port: int = Field(default=8080, ge=1, le=65535)
@@ -339,6 +370,18 @@ class WorkloadSpec(Model):
     pod_disruption_budget: PodDisruptionBudgetSpec | None = None
     manifests: list[str] | None = None
     autoscaling: AutoscalingSpec | None = None
+
+    @property
+    def stateful(self) -> bool:
+        return self.kind == "StatefulSet"
+
+    def effective_pod_management_policy(self) -> str:
+        return self.pod_management_policy or "OrderedReady"
+
+    def ordinal_names(self, replicas: int | None = None) -> list[str]:
+        """A StatefulSet's stable pod names, `<name>-0 .. <name>-(N-1)`."""
+        count = self.replicas if replicas is None else replicas
+        return [f"{self.name}-{ordinal}" for ordinal in range(count)]
 
 
 # --- load ----------------------------------------------------------------------------
@@ -381,6 +424,17 @@ class LoadStage(Model):
         return value
 
 
+class DataIntegritySpec(Model):
+    """Built-in users that write unique keys to one StatefulSet ordinal (image chaoslab/kv)
+    through its stable address, record every acknowledgement, and read acknowledged keys
+    back, as a database client talks to its primary."""
+
+    ordinal: int = Field(default=0, ge=0, le=99)
+    # Relative weights of a write (a new unique key) and a read-back of an acknowledged one.
+    write_weight: int = Field(default=1, ge=1, le=1000)
+    read_weight: int = Field(default=3, ge=0, le=1000)
+
+
 class LoadSpec(Model):
     users: int = Field(default=10, ge=1, le=10_000)
     spawn_rate: float = Field(default=10.0, gt=0, le=10_000)
@@ -391,6 +445,7 @@ class LoadSpec(Model):
     processes: int = Field(default=1, ge=1, le=64)
     # Load that changes over time (None: `users` throughout). spawnRate defaults to load.spawnRate.
     stages: list[LoadStage] | None = None
+    data_integrity: DataIntegritySpec | None = None
 
     @field_validator("timeout")
     @classmethod
@@ -407,6 +462,8 @@ class LoadSpec(Model):
             raise ValueError("requests must list at least one request")
         if self.stages is not None and not self.stages:
             raise ValueError("stages must list at least one stage")
+        if self.data_integrity is not None and (self.requests is not None or self.locustfile is not None):
+            raise ValueError("set one of requests, locustfile or dataIntegrity")
         return self
 
     def effective_requests(self) -> list[RequestSpec]:
@@ -472,6 +529,9 @@ class PodDeleteFault(_FaultBase):
     action: Literal["pod-delete"]
     # None: the pod's terminationGracePeriodSeconds, as `kubectl delete pod` does.
     grace_period_seconds: int | None = Field(default=None, ge=0)
+    # kubectl delete --force --grace-period=0: the object goes at once, without waiting for
+    # the kubelet. A count or percentage then picks among pods already Terminating (stuck on
+    # a lost node, what force is for) when there are any.
     force: bool = False
 
 
@@ -559,6 +619,8 @@ class MeasureSpec(Model):
     slo: SloSpec = SloSpec()
     recovery_budget: Duration | None = None
     probe: AvailabilityProbeSpec | None = None
+    # Most acknowledged writes a trial may lose (load.dataIntegrity); None: not judged.
+    max_lost_writes: int | None = Field(default=None, ge=0)
 
     @field_validator("bucket")
     @classmethod

@@ -45,6 +45,7 @@ from chaoslab.spec import (
     POD_ACTIONS,
     Experiment,
 )
+from chaoslab.specstateful import stateful_problems
 from chaoslab.units import format_duration
 
 # --- limits against hostile input -----------------------------------------------------
@@ -670,6 +671,7 @@ _PATTERN_HINTS = {
         "a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit"
     ),
     r"^/": "a URL path starting with /",
+    r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$": "a storage quantity like 1Gi or 500Mi",
 }
 
 
@@ -888,6 +890,7 @@ def _cross_field_issues(experiment: Experiment, base_dir: Path) -> list[_Issue]:
             issues += _pod_target_issues(experiment, index)
         if fault.action in NODE_ACTIONS and experiment.cluster.backend == "sim":
             issues += _node_target_issues(experiment, index)
+    issues += [_Issue(path, message) for path, message in stateful_problems(experiment)]
     workload = experiment.workload
     if experiment.cluster.backend == "kubernetes" and workload.manifests is None and _has_no_shell(workload.image):
         for index, fault in enumerate(experiment.faults):

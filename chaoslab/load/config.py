@@ -55,6 +55,18 @@ def stage_target(
 
 
 @dataclass(frozen=True)
+class IntegrityConfig:
+    """The data-integrity users (`load.dataIntegrity`): which ordinal `target_url` reaches,
+    the weights of a write and a read-back, and the folder each Locust process writes its
+    `integrity-<pid>.csv` to (integrity.py)."""
+
+    ordinal: int
+    write_weight: int
+    read_weight: int
+    out_dir: str
+
+
+@dataclass(frozen=True)
 class LocustConfig:
     """Everything the Locust side needs; times in seconds.
 
@@ -86,6 +98,7 @@ class LocustConfig:
     spawn_rate: float = 1.0
     stages: tuple[StageConfig, ...] = ()
     stages_start: float = 0.0
+    integrity: IntegrityConfig | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -95,6 +108,8 @@ class LocustConfig:
         data = json.loads(text)
         data["requests"] = tuple(RequestConfig(**r) for r in data["requests"])
         data["stages"] = tuple(StageConfig(**s) for s in data.get("stages", ()))
+        if data.get("integrity") is not None:
+            data["integrity"] = IntegrityConfig(**data["integrity"])
         return cls(**data)
 
     def write(self, path: Path) -> None:

@@ -8,7 +8,7 @@ FastHttpUser class (geventhttpclient: about four times the requests per core of 
   and named `name` (or the path) in Locust's statistics;
 - wait: uniform in [`waitTime.min`, `waitTime.max`] between two requests of a user;
 - connect and read timeouts: `load.timeout`; no retries (a failure must show as one,
-  see `_SingleAttemptClientPool` for the retry geventhttpclient hides);
+  see `SingleAttemptClientPool` for the retry geventhttpclient hides);
 - start jitter: each user first sleeps a random part of one wait interval, so users
   spawned together do not fire in lockstep for the whole run.
 
@@ -44,7 +44,7 @@ def _task(request: RequestConfig) -> Callable[[FastHttpUser], None]:
     return send
 
 
-class _SingleAttemptClientPool(HTTPClientPool):
+class SingleAttemptClientPool(HTTPClientPool):
     """geventhttpclient's clients, each sending a request exactly once.
 
     Besides `max_retries`, `HTTPClient.request` silently resends an idempotent request
@@ -76,7 +76,7 @@ class ChaoslabUser(FastHttpUser):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         agent = self.client.client
-        agent.clientpool = _SingleAttemptClientPool(**agent.clientpool.client_args)
+        agent.clientpool = SingleAttemptClientPool(**agent.clientpool.client_args)
 
     def on_start(self) -> None:
         self.rng = random.Random(self.seeds.getrandbits(64))

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from chaoslab.errors import LoadError
-from chaoslab.load.config import CONFIG_ENV, LocustConfig, RequestConfig, StageConfig
+from chaoslab.load.config import CONFIG_ENV, IntegrityConfig, LocustConfig, RequestConfig, StageConfig
+from chaoslab.load.integrity import INTEGRITY_CSV, merge_parts
 from chaoslab.load.lifetime import ParentDeathSignal
 from chaoslab.load.stream import LOAD_COLUMNS, Bucket, LiveStats, StreamMerger
 from chaoslab.spec import LoadSpec
@@ -66,6 +67,7 @@ _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 _LISTENER = Path(__file__).with_name("listener.py")
 _BUILTIN_LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 _STAGES_SHAPE = Path(__file__).with_name("stages.py")
+_INTEGRITY_LOCUSTFILE = Path(__file__).with_name("kvusers.py")
 
 _log = logging.getLogger(__name__)
 
@@ -161,7 +163,7 @@ class LoadRun:
             raise RuntimeError(f"LoadRun.start() called twice (state {self._state})")
         users_file = self._users_file()
         self.stream_dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.stream_dir.glob("*.jsonl"):
+        for stale in [*self.stream_dir.glob("*.jsonl"), *self.stream_dir.glob("integrity-*.csv")]:
             stale.unlink()
         config_path = self.stream_dir / "config.json"
         self._config().write(config_path)
@@ -232,6 +234,7 @@ class LoadRun:
             rows = self._unreturned + self._release(final=True)
             self._unreturned = []
             self._close_files()
+            merge_parts(self.stream_dir, self.out_dir / INTEGRITY_CSV)
             self._state = "stopped"
         if self._merger.late_requests:
             _log.warning(
@@ -263,6 +266,8 @@ class LoadRun:
     # --- starting ------------------------------------------------------------------
 
     def _users_file(self) -> Path:
+        if self.load.data_integrity is not None:
+            return _INTEGRITY_LOCUSTFILE
         if not self.load.locustfile:
             return _BUILTIN_LOCUSTFILE
         path = Path(self.load.locustfile)
@@ -304,6 +309,18 @@ class LoadRun:
                 for s in self.load.stages or ()
             ),
             stages_start=self.stages_start if self.stages_start is not None else self._clock(),
+            integrity=self._integrity_config(),
+        )
+
+    def _integrity_config(self) -> IntegrityConfig | None:
+        spec = self.load.data_integrity
+        if spec is None:
+            return None
+        return IntegrityConfig(
+            ordinal=spec.ordinal,
+            write_weight=spec.write_weight,
+            read_weight=spec.read_weight,
+            out_dir=str(self.stream_dir.resolve()),
         )
 
     def _command(self, users_file: Path) -> list[str]:

@@ -165,6 +165,8 @@ class FakeKubeApi:
         self.replace_pods = True
         # Whether metrics.k8s.io is served (metrics-server installed).
         self.resource_metrics = True
+        # StorageClasses: name -> whether it is the default (list_storage_class).
+        self.storage_classes: dict[str, bool] = {"standard": True}
         self.closed = False
         self._names = itertools.count(1)
         self._node_ports = itertools.count(30080)
@@ -288,6 +290,8 @@ class FakeKubeApi:
             if kind == "Deployment":
                 for _ in range(obj["spec"].get("replicas", 1)):
                     self._spawn_pod(namespace, obj)
+            if kind == "StatefulSet":
+                self._reconcile_stateful_set(namespace, name)
             if kind == "Service":
                 self._sync_slice(namespace)
 
@@ -299,10 +303,57 @@ class FakeKubeApi:
         with self.cond:
             if self.store.pop((kind, namespace, name), None) is None:
                 raise NotFound(f"{kind} {namespace}/{name} not found")
-            if kind == "Deployment":
+            if kind in ("Deployment", "StatefulSet"):
                 for pod in self._items("pods", namespace):
                     if pod["metadata"].get("labels", {}).get("chaoslab-fake/deployment") == name:
                         self._remove_pod(namespace, pod["metadata"]["name"], 0, replace=False)
+
+    # --- StatefulSets and their claims ------------------------------------------------
+
+    def _reconcile_stateful_set(self, namespace: str, name: str) -> None:
+        """Pods `<name>-<k>` for k < replicas (all at once: the fake pods are Ready at
+        once), a claim per template and ordinal before its pod, surplus pods removed."""
+        obj = self.store[("StatefulSet", namespace, name)]
+        want = obj["spec"].get("replicas", 1)
+        existing = {p["metadata"]["name"] for p in self._deployment_pods(namespace, name)}
+        for ordinal in range(want):
+            pod_name = f"{name}-{ordinal}"
+            for template in obj["spec"].get("volumeClaimTemplates") or ():
+                claim = f"{template['metadata']['name']}-{pod_name}"
+                self.store.setdefault(
+                    ("PersistentVolumeClaim", namespace, claim),
+                    {"metadata": {"name": claim, "namespace": namespace, "labels": dict(obj["spec"]["selector"]["matchLabels"])}, "spec": copy.deepcopy(template["spec"])},
+                )
+            if pod_name not in existing:
+                self._spawn_pod(namespace, obj, name=pod_name)
+        for pod_name in sorted(existing, reverse=True):
+            if int(pod_name.rsplit("-", 1)[1]) >= want:
+                self._remove_pod(namespace, pod_name, None, replace=False)
+
+    def read_stateful_set(self, namespace: str, name: str) -> DeploymentRecord:
+        with self.cond:
+            obj = self.get("StatefulSet", namespace, name)
+            pods = [p for p in self._deployment_pods(namespace, name) if not p["metadata"].get("deletionTimestamp")]
+            ready = sum(1 for p in pods if _pod_ready(p))
+            obj["metadata"]["generation"] = 1
+            obj["status"] = {"observedGeneration": 1, "replicas": len(pods), "updatedReplicas": len(pods), "readyReplicas": ready, "availableReplicas": ready}
+            return convert.deployment_from_json(obj)
+
+    def patch_stateful_set_scale(self, namespace: str, name: str, replicas: int) -> None:
+        self.calls.append(("scale", namespace, name, replicas))
+        with self.cond:
+            self.store[("StatefulSet", namespace, name)]["spec"]["replicas"] = replicas
+            self._reconcile_stateful_set(namespace, name)
+
+    def list_claims(self, namespace: str, label_selector: str = "") -> tuple[str, ...]:
+        with self.cond:
+            return tuple(sorted(
+                obj["metadata"]["name"] for (kind, ns, _), obj in self.store.items()
+                if kind == "PersistentVolumeClaim" and ns == namespace and _matches(obj["metadata"].get("labels", {}), label_selector)
+            ))
+
+    def default_storage_class(self) -> str | None:
+        return next((name for name, default in self.storage_classes.items() if default), None)
 
     def _deployment(self, namespace: str, name: str) -> dict[str, Any]:
         return self.get("Deployment", namespace, name)
@@ -357,11 +408,16 @@ class FakeKubeApi:
             return None
         return min(pool, key=lambda n: (counts.get(n["metadata"]["name"], 0), n["metadata"]["name"]))["metadata"]["name"]
 
-    def _spawn_pod(self, namespace: str, deployment: dict[str, Any]) -> None:
+    def _spawn_pod(self, namespace: str, deployment: dict[str, Any], name: str | None = None) -> None:
+        """A pod of a Deployment (generated name) or of a StatefulSet (`name`, its ordinal's)."""
         now = self.clock()
-        name = f"{deployment['metadata']['name']}-7d9f8c6b5-{next(self._names):05d}"
         template = deployment["spec"]["template"]
-        labels = {**template["metadata"]["labels"], "pod-template-hash": "7d9f8c6b5", "chaoslab-fake/deployment": deployment["metadata"]["name"]}
+        labels = {**template["metadata"]["labels"], "chaoslab-fake/deployment": deployment["metadata"]["name"]}
+        if name is None:
+            name = f"{deployment['metadata']['name']}-7d9f8c6b5-{next(self._names):05d}"
+            labels["pod-template-hash"] = "7d9f8c6b5"
+        else:
+            labels["statefulset.kubernetes.io/pod-name"] = name
         containers = template["spec"]["containers"]
         pod = {
             "apiVersion": "v1",
@@ -455,6 +511,8 @@ class FakeKubeApi:
             deployment = pod["metadata"]["labels"].get("chaoslab-fake/deployment")
             if deployment and ("Deployment", namespace, deployment) in self.store:
                 self._reconcile(namespace, deployment)
+            if deployment and ("StatefulSet", namespace, deployment) in self.store:
+                self._reconcile_stateful_set(namespace, deployment)
 
     def _reconcile(self, namespace: str, deployment: str) -> None:
         obj = self.store[("Deployment", namespace, deployment)]

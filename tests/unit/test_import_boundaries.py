@@ -20,8 +20,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "chaoslab"
 ALLOWED = {
     "kubernetes": {"cluster/kube/client.py"},
-    "locust": {"load/locustfile.py", "load/listener.py", "load/stages.py"},
-    "gevent": {"load/locustfile.py", "load/listener.py"},
+    "locust": {"load/locustfile.py", "load/listener.py", "load/stages.py", "load/kvusers.py"},
+    "gevent": {"load/locustfile.py", "load/listener.py", "load/kvusers.py"},
 }
 
 

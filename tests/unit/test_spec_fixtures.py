@@ -166,6 +166,22 @@ EXPECTED: list[tuple[str, int | None, str, str]] = [
         "workload.podDisruptionBudget",
         "set exactly one of minAvailable or maxUnavailable",
     ),
+    # stateful workloads (issue 13)
+    ("workload-volume-claim-on-deployment.yaml", 6, "workload.volume.type", "a volumeClaimTemplate needs workload.kind: StatefulSet"),
+    ("workload-pod-management-policy-on-deployment.yaml", 4, "workload.podManagementPolicy", "only a StatefulSet has a podManagementPolicy"),
+    ("workload-emptydir-storage-class.yaml", 6, "workload.volume.storageClassName", "an emptyDir has no storage class"),
+    ("workload-volume-size-not-a-quantity.yaml", 5, "workload.volume.size", "expected a storage quantity like 1Gi or 500Mi, got 'one gig'"),
+    ("load-data-integrity-ordinal-missing.yaml", 8, "load.dataIntegrity.ordinal", "ordinal 2 does not exist: workload.replicas is 2 (ordinals 0..1)"),
+    ("load-data-integrity-on-deployment.yaml", 5, "load.dataIntegrity", "set workload.kind: StatefulSet"),
+    ("measure-max-lost-writes-without-data-integrity.yaml", 5, "measure.maxLostWrites", "needs load.dataIntegrity"),
+    (
+        "sweep-kind-with-ordinal-target.yaml",
+        9,
+        "faults[0].target.name",
+        "'db-0' is a StatefulSet pod name; a Deployment's pods have generated names (db-<hash>-<suffix>), so this "
+        "fault would find no pod; use target.count, or workload.kind: StatefulSet (at sweep point workload.kind='Deployment')",
+    ),
+    ("fault-pod-name-not-an-ordinal.yaml", 9, "faults[0].target.name", "unknown pod 'db-2'; the StatefulSet's pods are db-0, db-1"),
     # hostile YAML
     (
         "hostile-python-tag.yaml",
@@ -256,3 +272,4 @@ def test_valid_fixtures_cover_every_fault_action_a_locustfile_and_probes() -> No
         e.workload.readiness_probe and e.workload.liveness_probe and e.workload.pod_disruption_budget
         for e in experiments
     )
+    assert any(e.workload.stateful and e.workload.volume and e.load.data_integrity for e in experiments)

@@ -430,3 +430,43 @@ def test_count_is_checked_against_replicas_at_every_firing_after_scales(tmp_path
     problem = only_problem(path)
     assert (problem.line, problem.path) == (5, "faults[0].target.count")
     assert "the 1 replica(s) desired at 35s (after scale)" in problem.message
+
+
+def test_a_statefulset_in_manifests_is_declared_there_not_in_workload(tmp_path: Path) -> None:
+    (tmp_path / "db.yaml").write_text("kind: Deployment\nmetadata: {name: db}\n", encoding="utf-8")
+    path = write(
+        tmp_path,
+        """
+        name: manifests-and-kind
+        workload:
+          kind: StatefulSet
+          manifests: [db.yaml]
+        """,
+    )
+    problem = only_problem(path)
+    assert (problem.line, problem.path) == (3, "workload.kind")
+    assert "workload.manifests replaces the generated objects" in problem.message
+
+
+def test_a_volume_sweep_validates_every_point_and_the_plan_names_the_claims(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        name: volume-sweep
+        workload: {name: db, kind: StatefulSet, image: chaoslab/kv, replicas: 2, volume: {type: emptyDir}}
+        load: {dataIntegrity: {ordinal: 1}}
+        measure: {maxLostWrites: 0}
+        sweep:
+          workload.volume.type: [volumeClaimTemplate, emptyDir]
+        """,
+    )
+    experiment = load_experiment(path)
+    from chaoslab.specstateful import claim_names, stateful_plan_lines
+
+    claim = experiment.with_overrides({"workload.volume.type": "volumeClaimTemplate", "sweep": {}})
+    assert claim_names(claim) == ["data-db-0", "data-db-1"]
+    assert claim_names(experiment) == []
+    lines = stateful_plan_lines(claim)
+    assert lines[0] == "StatefulSet db (OrderedReady): pods db-0, db-1"
+    assert "claims data-db-0, data-db-1 (1Gi each, the default StorageClass)" in lines[1]
+    assert "write unique keys to db-1 through its per-ordinal Service" in lines[2]

@@ -114,6 +114,7 @@ class KubeClient:
         self._policy = k8s.PolicyV1Api(api_client)
         self._discovery = k8s.DiscoveryV1Api(api_client)
         self._autoscaling = k8s.AutoscalingV2Api(api_client)
+        self._storage = k8s.StorageV1Api(api_client)
 
     # --- error mapping --------------------------------------------------------------
 
@@ -140,8 +141,9 @@ class KubeClient:
                 who = f"the user of {self._where()}" if self.connection.context else "this pod's service account"
                 raise ClusterError(
                     f"{action}: {message} (HTTP 403; {who} lacks the permission; chaoslab "
-                    "needs to manage namespaces, Deployments, Services, ConfigMaps, "
-                    "PodDisruptionBudgets, pods (delete, evict, exec) and to patch nodes)"
+                    "needs to manage namespaces, Deployments, StatefulSets, Services, ConfigMaps, "
+                    "PodDisruptionBudgets, PersistentVolumeClaims, pods (delete, evict, exec), "
+                    "to list StorageClasses and to patch nodes)"
                 ) from exc
             if not status:  # status 0: the client could not even build or send the request
                 raise ClusterError(f"{action}: {message} ({self._where()})") from exc
@@ -194,6 +196,7 @@ class KubeClient:
     def _creators(self) -> dict[str, Callable[..., Any]]:
         return {
             "Deployment": self._apps.create_namespaced_deployment,
+            "StatefulSet": self._apps.create_namespaced_stateful_set,
             "Service": self._core.create_namespaced_service,
             "ConfigMap": self._core.create_namespaced_config_map,
             "Secret": self._core.create_namespaced_secret,
@@ -205,6 +208,8 @@ class KubeClient:
     def _deleters(self) -> dict[str, Callable[..., Any]]:
         return {
             "Deployment": self._apps.delete_namespaced_deployment,
+            "StatefulSet": self._apps.delete_namespaced_stateful_set,
+            "PersistentVolumeClaim": self._core.delete_namespaced_persistent_volume_claim,
             "Service": self._core.delete_namespaced_service,
             "ConfigMap": self._core.delete_namespaced_config_map,
             "Secret": self._core.delete_namespaced_secret,
@@ -261,6 +266,32 @@ class KubeClient:
     def read_service(self, namespace: str, name: str) -> ServiceRecord:
         raw = self._json(f"read Service {namespace}/{name}", self._core.read_namespaced_service, name, namespace)
         return convert.service_from_json(raw)
+
+    def read_stateful_set(self, namespace: str, name: str) -> DeploymentRecord:
+        raw = self._json(f"read StatefulSet {namespace}/{name}", self._apps.read_namespaced_stateful_set, name, namespace)
+        return convert.deployment_from_json(raw)
+
+    def patch_stateful_set_scale(self, namespace: str, name: str, replicas: int) -> None:
+        self._json(
+            f"scale StatefulSet {namespace}/{name}",
+            self._apps.patch_namespaced_stateful_set_scale,
+            name,
+            namespace,
+            {"spec": {"replicas": replicas}},
+        )
+
+    def list_claims(self, namespace: str, label_selector: str = "") -> tuple[str, ...]:
+        raw = self._json(
+            f"list PersistentVolumeClaims in {namespace}",
+            self._core.list_namespaced_persistent_volume_claim,
+            namespace,
+            label_selector=label_selector or None,
+        )
+        return tuple(sorted(str((item.get("metadata") or {}).get("name", "")) for item in raw.get("items") or ()))
+
+    def default_storage_class(self) -> str | None:
+        raw = self._json("list StorageClasses", self._storage.list_storage_class)
+        return convert.default_storage_class(raw.get("items") or ())
 
     # --- pods -----------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from chaoslab.cluster.base import AutoscalerSample, ClusterEvent, Deployment, EventKind, Injection, Node, Pod
 from chaoslab.cluster.kube import manifests
 from chaoslab.cluster.kube.records import (
+    DeploymentRecord,
     EvictionBlocked,
     ExecUnsupported,
     KubeApi,
@@ -67,6 +68,7 @@ from chaoslab.spec import (
 
 # The built-in app's source: the very file the simulator runs as a pod.
 APP_SOURCE_PATH = Path(__file__).resolve().parent.parent / "sim" / "app.py"
+KV_SOURCE_PATH = APP_SOURCE_PATH.with_name("kv.py")
 # Exit status of the container-kill script when PID 1 of the container is its only
 # process: the kernel drops SIGKILL and SIGSTOP sent to a PID namespace's init from inside it.
 _INIT_UNKILLABLE_EXIT = 97
@@ -215,6 +217,13 @@ class KubernetesCluster:
         objects = manifests.with_autoscaler(self._workload_objects(workload, namespace), workload)
         if workload.autoscaling is not None:
             require_resource_metrics(self.api)  # before anything exists: nothing to undo
+        if objects.claims and workload.volume is not None and workload.volume.storage_class_name is None:
+            if self.api.default_storage_class() is None:
+                raise UsageError(
+                    f"workload.volume: the claims {', '.join(objects.claims)} name no StorageClass and the "
+                    "cluster has no default one, so they would stay Pending; set "
+                    "workload.volume.storageClassName, or mark a class default"
+                )
         self._prepare_namespace(namespace)
         self.objects = objects
         self._desired = objects.replicas
@@ -255,12 +264,15 @@ class KubernetesCluster:
             documents = manifests.load_manifest_documents(workload.manifests, self.base_dir)
             return manifests.manifest_objects(workload, documents, namespace)
         source = self._app_source
-        if source is None and workload.image == manifests.BUILT_IN_IMAGE:
-            try:
-                source = APP_SOURCE_PATH.read_text()
-            except OSError as exc:
-                raise ClusterError(f"cannot read the built-in app {APP_SOURCE_PATH}: {exc}") from exc
-        return manifests.generated_objects(workload, python_image=self.spec.python_image, app_source=source or "")
+        kv = workload.image == manifests.KV_IMAGE
+        if source is None and (workload.image == manifests.BUILT_IN_IMAGE or kv):
+            source = _read_app(APP_SOURCE_PATH)
+        return manifests.generated_objects(
+            workload,
+            python_image=self.spec.python_image,
+            app_source=source or "",
+            kv_source=_read_app(KV_SOURCE_PATH) if kv else "",
+        )
 
     def _start_watchers(self, namespace: str, objects: manifests.WorkloadObjects) -> None:
         """Baseline lists first (synchronously), then the watch threads: every change
@@ -299,7 +311,7 @@ class KubernetesCluster:
         """Until the rollout is complete and the Service has every replica as endpoint."""
         deadline = time.monotonic() + timeout
         while True:
-            record = self.api.read_deployment(deployment.namespace, deployment.name)
+            record = self._read_workload(deployment)
             progress = next((c for c in record.conditions if c.type == "Progressing"), None)
             if progress is not None and progress.status == "False" and progress.reason == "ProgressDeadlineExceeded":
                 raise ClusterError(self._not_ready_text(deployment, record.ready_replicas, record.replicas, "its progress deadline passed"))
@@ -318,9 +330,15 @@ class KubernetesCluster:
             self._check_watchers()
             time.sleep(self.timeouts.poll_seconds)
 
+    def _read_workload(self, deployment: Deployment) -> DeploymentRecord:
+        if self._require_objects().kind == "StatefulSet":
+            return self.api.read_stateful_set(deployment.namespace, deployment.name)
+        return self.api.read_deployment(deployment.namespace, deployment.name)
+
     def _not_ready_text(self, deployment: Deployment, ready: int, replicas: int, why: str) -> str:
+        kind = self.objects.kind if self.objects is not None else "Deployment"
         lines = [
-            f"Deployment {deployment.name} in namespace {deployment.namespace} did not become ready "
+            f"{kind} {deployment.name} in namespace {deployment.namespace} did not become ready "
             f"{why} ({ready}/{replicas} ready); pods that are not ready:"
         ]
         for pod in self._live_pods(include_terminating=True):
@@ -328,7 +346,8 @@ class KubernetesCluster:
                 continue
             lines.append("  " + self._pod_diagnosis(pod))
         if len(lines) == 1:
-            lines.append("  (no pods were created: look at `kubectl describe deployment` and its ReplicaSet events)")
+            owner = "its ReplicaSet" if kind == "Deployment" else "its"
+            lines.append(f"  (no pods were created: look at `kubectl describe {kind.lower()}` and {owner} events)")
         lines.append(
             "raise timeline.readyTimeout if the image is still being pulled; "
             f"see `kubectl -n {deployment.namespace} describe pods`"
@@ -353,6 +372,18 @@ class KubernetesCluster:
             parts.append(f"event {event.type} {event.reason}: {event.message}")
         return "; ".join(parts)
 
+    def ordinal_url(self, deployment: Deployment, ordinal: int) -> str:
+        """The URL of one StatefulSet pod from outside the cluster: its per-ordinal NodePort
+        Service (selecting statefulset.kubernetes.io/pod-name), found as `service_url` finds
+        the workload's."""
+        objects = self._require_objects()
+        if ordinal >= len(objects.ordinal_services):
+            raise ClusterError(
+                f"{deployment.name} has no per-ordinal Service for ordinal {ordinal} "
+                f"({objects.kind} with {len(objects.ordinal_services)} ordinal Service(s))"
+            )
+        return self._node_port_url(deployment, objects.ordinal_services[ordinal])
+
     def service_url(self, deployment: Deployment) -> str:
         """The URL the load generator uses (recorded in run.json by the engine).
 
@@ -362,11 +393,13 @@ class KubernetesCluster:
         """
         if self.spec.target != "service":
             return self.spec.target.rstrip("/")
-        objects = self._require_objects()
-        service = self.api.read_service(deployment.namespace, objects.service)
+        return self._node_port_url(deployment, self._require_objects().service)
+
+    def _node_port_url(self, deployment: Deployment, name: str) -> str:
+        service = self.api.read_service(deployment.namespace, name)
         port = service.ports[0] if service.ports else None
         if port is None:
-            raise ClusterError(f"Service {objects.service} has no ports")
+            raise ClusterError(f"Service {name} has no ports")
         if service.type == "LoadBalancer" and service.load_balancer_ingress:
             return f"http://{service.load_balancer_ingress[0]}:{port.port}"
         if port.node_port:
@@ -376,9 +409,9 @@ class KubernetesCluster:
                 if address:
                     return f"http://{address}:{port.node_port}"
         raise ClusterError(
-            f"Service {objects.service} ({service.type}) has no address reachable from here; set "
+            f"Service {name} ({service.type}) has no address reachable from here; set "
             "cluster.kubernetes.target to a URL (e.g. from `minikube service --url` or "
-            f"`kubectl -n {deployment.namespace} port-forward svc/{objects.service} 8080:{port.port}`)"
+            f"`kubectl -n {deployment.namespace} port-forward svc/{name} 8080:{port.port}`)"
         )
 
     # --- snapshots ------------------------------------------------------------------
@@ -527,7 +560,13 @@ class KubernetesCluster:
     def _pod_delete(self, fault: PodDeleteFault, fault_id: str, rng: random.Random) -> tuple[list[str], str, dict[str, str]]:
         live = self._live_pods()
         total = self._pod_total(live)
-        targets = self._choose(fault.target, [p.name for p in live], total, rng, "pods", fault_id, fault.action)
+        candidates = [p.name for p in live]
+        if fault.force:
+            # As on sim: force is for pods stuck Terminating (on a lost node); a count picks
+            # among those when there are any, and a name may name one.
+            stuck = [p.name for p in self._live_pods(include_terminating=True) if p.terminating]
+            candidates = stuck if stuck and fault.target.name is None else sorted({*candidates, *stuck})
+        targets = self._choose(fault.target, candidates, total, rng, "pods", fault_id, fault.action)
         check_blast_radius(
             fault_id=fault_id, action=fault.action, what="pods", hit=targets, already=(), total=total,
             max_fraction=self.spec.max_blast_radius,
@@ -705,7 +744,10 @@ class KubernetesCluster:
         return targets, "", {}
 
     def _scale(self, deployment: Deployment, fault: ScaleFault) -> tuple[list[str], str, dict[str, str]]:
-        self.api.patch_deployment_scale(deployment.namespace, deployment.name, fault.replicas)
+        if self._require_objects().kind == "StatefulSet":
+            self.api.patch_stateful_set_scale(deployment.namespace, deployment.name, fault.replicas)
+        else:
+            self.api.patch_deployment_scale(deployment.namespace, deployment.name, fault.replicas)
         previous, self._desired = self._desired, fault.replicas
         self._sink.put(
             ClusterEvent(
@@ -849,6 +891,16 @@ class KubernetesCluster:
                 self.api.delete_object(namespace, kind, name)
             except NotFound:
                 continue  # never created (deploy failed half-way) or already gone
+        # A StatefulSet's claims outlive it (persistentVolumeClaimRetentionPolicy defaults to
+        # Retain); these are the ones its volumeClaimTemplate named, labelled as its pods.
+        objects = self.objects
+        if objects is not None and objects.claims:
+            for claim in self.api.list_claims(namespace, objects.label_selector):
+                if claim in objects.claims:
+                    try:
+                        self.api.delete_object(namespace, "PersistentVolumeClaim", claim)
+                    except NotFound:
+                        continue
 
     def _verify_deleted(self) -> None:
         namespace = self.namespace
@@ -934,6 +986,13 @@ class KubernetesCluster:
             for watcher in self._watchers:
                 watcher.stop(self.timeouts.thread_join_seconds)
             self.api.close()
+
+
+def _read_app(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ClusterError(f"cannot read the built-in app {path}: {exc}") from exc
 
 
 def _no_shell(what: str, image: str, cause: Exception) -> UsageError:

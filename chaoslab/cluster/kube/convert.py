@@ -241,3 +241,17 @@ def namespace_from_json(obj: Json) -> NamespaceRecord:
         labels=_labels(obj),
         phase=str((obj.get("status") or {}).get("phase") or "Active"),
     )
+
+
+# The annotation that marks a cluster's default StorageClass (kubernetes.io/docs/concepts/
+# storage/storage-classes/#default-storageclass).
+DEFAULT_STORAGE_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+
+
+def default_storage_class(items: Any) -> str | None:
+    """The name of the default StorageClass among `items` (StorageClass JSON), or None."""
+    for item in items:
+        meta = _meta(item)
+        if str((meta.get("annotations") or {}).get(DEFAULT_STORAGE_CLASS_ANNOTATION, "")).lower() == "true":
+            return str(meta.get("name", ""))
+    return None

@@ -22,12 +22,18 @@ import yaml
 
 from chaoslab.cluster.kube.safety import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from chaoslab.errors import UsageError
-from chaoslab.spec import ProbeSpec, WorkloadSpec
+from chaoslab.spec import VOLUME_CLAIM, VOLUME_EMPTY_DIR, ProbeSpec, WorkloadSpec
 
 BUILT_IN_IMAGE = "chaoslab/echo"
+# The built-in stateful app: kv.py beside app.py (it imports app's server) in the ConfigMap.
+KV_IMAGE = "chaoslab/kv"
 # Where the ConfigMap with app.py is mounted in the container, and the key it uses.
 APP_MOUNT_PATH = "/app"
 APP_FILE = "app.py"
+KV_FILE = "kv.py"
+# The label the StatefulSet controller puts on each of its pods (k8s.io/api/apps/v1
+# StatefulSetPodNameLabel); a per-ordinal Service selects one pod by it.
+POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 CONTAINER_NAME = "app"
 # Taints the node lifecycle controller puts on a NotReady / unreachable node; the
 # DefaultTolerationSeconds admission plugin gives every pod 300 s tolerations for them.
@@ -54,6 +60,10 @@ class WorkloadObjects:
     # Whether the container is known to have /bin/sh (container-kill needs it); None: unknown.
     has_shell: bool | None = None
     owned: tuple[tuple[str, str], ...] = field(default=())  # (kind, name) of every object
+    kind: str = "Deployment"  # or StatefulSet (the `deployment` field names it either way)
+    # StatefulSet: the per-ordinal Service of each pod, by ordinal; the claims it will make.
+    ordinal_services: tuple[str, ...] = ()
+    claims: tuple[str, ...] = ()
 
     @property
     def label_selector(self) -> str:
@@ -109,7 +119,10 @@ def _app_env(workload: WorkloadSpec) -> list[dict[str, Any]]:
         "CHAOSLAB_STARTUP_SECONDS": f"{knobs.startup_seconds:g}",
         "CHAOSLAB_READINESS_DELAY_SECONDS": f"{knobs.readiness_delay_seconds:g}",
         "CHAOSLAB_ERROR_RATE": f"{knobs.error_rate:g}",
+        "CHAOSLAB_REPLAY_MS_PER_WRITE": f"{knobs.replay_ms_per_write:g}",
     }
+    if workload.volume is not None:
+        values["CHAOSLAB_DATA_DIR"] = workload.volume.mount_path
     env: list[dict[str, Any]] = [{"name": key, "value": value} for key, value in values.items()]
     env += [
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -130,12 +143,16 @@ def _resources(workload: WorkloadSpec) -> dict[str, Any] | None:
     return result or None
 
 
-def generated_objects(workload: WorkloadSpec, *, python_image: str, app_source: str) -> WorkloadObjects:
-    """Deployment + Service (+ ConfigMap for the built-in app, + PDB when asked for)."""
+def generated_objects(
+    workload: WorkloadSpec, *, python_image: str, app_source: str, kv_source: str = ""
+) -> WorkloadObjects:
+    """Deployment (or StatefulSet) + Service (+ ConfigMap for the built-in apps, + PDB
+    when asked for; a StatefulSet also gets its headless Service and a Service per ordinal)."""
     name = workload.name
     labels = standard_labels(name)
     selector = selector_labels(name)
-    built_in = workload.image == BUILT_IN_IMAGE
+    kv = workload.image == KV_IMAGE
+    built_in = workload.image == BUILT_IN_IMAGE or kv
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": python_image if built_in else workload.image,
@@ -148,7 +165,7 @@ def generated_objects(workload: WorkloadSpec, *, python_image: str, app_source: 
     if workload.command is not None:
         container["command"] = list(workload.command)
     elif built_in:
-        container["command"] = ["python", f"{APP_MOUNT_PATH}/{APP_FILE}"]
+        container["command"] = ["python", f"{APP_MOUNT_PATH}/{KV_FILE if kv else APP_FILE}"]
     if workload.args is not None:
         container["args"] = list(workload.args)
     if workload.readiness_probe is not None:
@@ -179,9 +196,21 @@ def generated_objects(workload: WorkloadSpec, *, python_image: str, app_source: 
     }
     objects: list[Mapping[str, Any]] = []
     config_map_name = f"{name}-app"
+    mounts: list[dict[str, Any]] = []
+    volumes: list[dict[str, Any]] = []
     if built_in:
-        container["volumeMounts"] = [{"name": "app", "mountPath": APP_MOUNT_PATH, "readOnly": True}]
-        pod_spec["volumes"] = [{"name": "app", "configMap": {"name": config_map_name}}]
+        mounts.append({"name": "app", "mountPath": APP_MOUNT_PATH, "readOnly": True})
+        volumes.append({"name": "app", "configMap": {"name": config_map_name}})
+    data = workload.volume
+    if data is not None:
+        mounts.append({"name": data.name, "mountPath": data.mount_path})
+        if data.type == VOLUME_EMPTY_DIR:
+            volumes.append({"name": data.name, "emptyDir": {}})
+    if mounts:
+        container["volumeMounts"] = mounts
+    if volumes:
+        pod_spec["volumes"] = volumes
+    if built_in:
         # The app must not be PID 1 of its PID namespace: the kernel drops SIGKILL (and
         # unhandled signals) sent to a namespace's init from inside it, so container-kill's
         # `kubectl exec ... kill` could not reach it. With a shared PID namespace the pause
@@ -192,22 +221,26 @@ def generated_objects(workload: WorkloadSpec, *, python_image: str, app_source: 
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
                 "metadata": {"name": config_map_name, "labels": labels},
-                "data": {APP_FILE: app_source},
+                "data": {APP_FILE: app_source, **({KV_FILE: kv_source} if kv else {})},
             }
         )
-    objects.append(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "replicas": workload.replicas,
-                "selector": {"matchLabels": selector},
-                "template": {"metadata": {"labels": labels}, "spec": pod_spec},
-            },
-        }
-    )
+    template = {"metadata": {"labels": labels}, "spec": pod_spec}
+    stateful: StatefulObjects | None = None
+    if workload.stateful:
+        stateful = statefulset_objects(workload, labels, selector, template)
+        objects += stateful.objects
+    else:
+        objects.append(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name, "labels": labels},
+                "spec": {"replicas": workload.replicas, "selector": {"matchLabels": selector}, "template": template},
+            }
+        )
     objects.append(_service_body(name, labels, selector, workload.port))
+    if stateful is not None:
+        objects += stateful.services
     if workload.pod_disruption_budget is not None:
         budget = workload.pod_disruption_budget
         pdb_spec: dict[str, Any] = {"selector": {"matchLabels": selector}}
@@ -235,7 +268,60 @@ def generated_objects(workload: WorkloadSpec, *, python_image: str, app_source: 
         built_in=built_in,
         has_shell=True if built_in else None,  # the Python image is Debian with /bin/sh
         owned=tuple((str(o["kind"]), str(o["metadata"]["name"])) for o in objects),
+        kind="StatefulSet" if stateful is not None else "Deployment",
+        ordinal_services=stateful.ordinal_services if stateful is not None else (),
+        claims=stateful.claims if stateful is not None else (),
     )
+
+
+@dataclass(frozen=True)
+class StatefulObjects:
+    objects: tuple[Mapping[str, Any], ...]  # the headless Service, then the StatefulSet
+    services: tuple[Mapping[str, Any], ...]  # one NodePort Service per ordinal
+    ordinal_services: tuple[str, ...]
+    claims: tuple[str, ...]
+
+
+def statefulset_objects(
+    workload: WorkloadSpec, labels: Mapping[str, str], selector: Mapping[str, str], template: Mapping[str, Any]
+) -> StatefulObjects:
+    """A StatefulSet, the headless Service that governs it (spec.serviceName: each pod gets
+    `<pod>.<service>` in DNS), and a NodePort Service per ordinal selecting
+    `statefulset.kubernetes.io/pod-name`, the standard way to reach one pod from outside."""
+    name = workload.name
+    headless = f"{name}-headless"
+    spec: dict[str, Any] = {
+        "replicas": workload.replicas,
+        "serviceName": headless,
+        "podManagementPolicy": workload.effective_pod_management_policy(),
+        "selector": {"matchLabels": dict(selector)},
+        "template": template,
+    }
+    claims: tuple[str, ...] = ()
+    volume = workload.volume
+    if volume is not None and volume.type == VOLUME_CLAIM:
+        claim_spec: dict[str, Any] = {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": volume.size}},
+        }
+        if volume.storage_class_name is not None:
+            claim_spec["storageClassName"] = volume.storage_class_name  # else: the default class
+        spec["volumeClaimTemplates"] = [{"metadata": {"name": volume.name, "labels": dict(labels)}, "spec": claim_spec}]
+        claims = tuple(f"{volume.name}-{pod}" for pod in workload.ordinal_names())
+    headless_service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": headless, "labels": dict(labels)},
+        "spec": {
+            "clusterIP": "None",
+            "selector": dict(selector),
+            "ports": [{"name": "http", "port": workload.port, "targetPort": workload.port, "protocol": "TCP"}],
+        },
+    }
+    statefulset = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name, "labels": dict(labels)}, "spec": spec}
+    pods = workload.ordinal_names()
+    services = tuple(_service_body(pod, labels, {**selector, POD_NAME_LABEL: pod}, workload.port) for pod in pods)
+    return StatefulObjects((headless_service, statefulset), services, tuple(pods), claims)
 
 
 def _service_body(name: str, labels: Mapping[str, str], selector: Mapping[str, str], port: int) -> dict[str, Any]:

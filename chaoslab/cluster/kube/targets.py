@@ -23,6 +23,7 @@ from chaoslab.cluster.kube.safety import (
 from chaoslab.cluster.nodeproviders import NodeProvider, provider_from_spec
 from chaoslab.errors import ChaoslabError, UsageError
 from chaoslab.plan import fault_schedule, replicas_at, resolved_target_count
+from chaoslab.specstateful import claim_names
 from chaoslab.spec import (
     ContainerKillFault,
     Experiment,
@@ -76,6 +77,7 @@ def describe_targets(
             )
         lines += _namespace_lines(api, spec.namespace, workload.name)
         lines += _workload_lines(experiment, base_dir or Path.cwd(), spec.namespace or f"chaoslab-{workload.name}-xxxxxx")
+        lines += _claim_lines(experiment, api)
         nodes = sorted(api.list_nodes().items, key=lambda n: (not n.control_plane, n.name))
         hosting = _hosting_nodes(api, spec.namespace, workload)
         lines += _node_lines(nodes, hosting, provider)
@@ -122,6 +124,28 @@ def _workload_lines(experiment: Experiment, base_dir: Path, namespace: str) -> l
         f"  workload:  {made}; {workload.replicas} replica(s) of {image}",
         f"  load:      {target}",
     ]
+
+
+def _claim_lines(experiment: Experiment, api: KubeApi) -> list[str]:
+    """The PersistentVolumeClaims a StatefulSet will make, and the StorageClass they get."""
+    volume = experiment.workload.volume
+    claims = claim_names(experiment)
+    if volume is None or not claims:
+        return []
+    lines = [f"  claims:    {', '.join(claims)} ({volume.size} each, ReadWriteOnce; deleted at teardown)"]
+    if volume.storage_class_name is not None:
+        lines.append(f"  storage:   StorageClass {volume.storage_class_name} (workload.volume.storageClassName)")
+        return lines
+    default = api.default_storage_class()
+    if default is None:
+        lines.append(
+            "  storage:   REFUSED at deploy: the cluster has no default StorageClass, so the claims "
+            "stay Pending and the pods unscheduled; set workload.volume.storageClassName, or mark one "
+            "class default (storageclass.kubernetes.io/is-default-class: \"true\")"
+        )
+    else:
+        lines.append(f"  storage:   the default StorageClass, {default}")
+    return lines
 
 
 def _hosting_nodes(api: KubeApi, namespace: str | None, workload: object) -> set[str] | None:
@@ -172,7 +196,7 @@ def _fault_lines(experiment: Experiment, nodes: list[NodeRecord], hosting: set[s
         fault = scheduled.fault
         head = f"    {scheduled.fault_id} at {format_duration(scheduled.at)} {fault.action}: "
         if isinstance(fault, ScaleFault):
-            lines.append(head + f"Deployment {experiment.workload.name} to {fault.replicas} replicas")
+            lines.append(head + f"{experiment.workload.kind} {experiment.workload.name} to {fault.replicas} replicas")
             continue
         if isinstance(fault, (PodDeleteFault, ContainerKillFault)):
             replicas = replicas_at(experiment, scheduled.at, scheduled.index)

@@ -40,6 +40,7 @@ import random  # noqa: E402
 import signal  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 
 # Longest time a graceful shutdown waits for in-flight requests; the kubelet's SIGKILL
@@ -189,14 +190,22 @@ def main() -> None:
     if state.terminating:  # a signal arrived while binding
         server.server_close()
         return
+    serve_until_stopped(server, state.idle, lambda: state.in_flight)
+
+
+def serve_until_stopped(server: ThreadingHTTPServer, idle: threading.Condition, in_flight: Callable[[], int]) -> None:
+    """Serve until `server.shutdown()`, then wait (bounded) for in-flight requests to end.
+
+    Shared with kv.py: `idle` is notified whenever a request ends, `in_flight` counts them.
+    """
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
     deadline = time.monotonic() + SHUTDOWN_WAIT_SECONDS
-    with state.idle:
-        while state.in_flight > 0 and time.monotonic() < deadline:
-            state.idle.wait(0.1)
+    with idle:
+        while in_flight() > 0 and time.monotonic() < deadline:
+            idle.wait(0.1)
 
 
 if __name__ == "__main__":

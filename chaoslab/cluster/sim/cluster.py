@@ -40,6 +40,7 @@ from chaoslab.cluster.sim.kubelet import Kubelet
 from chaoslab.cluster.sim.probes import Prober
 from chaoslab.cluster.sim.processes import PortAllocator, Reaper, describe_exit, tail
 from chaoslab.cluster.sim.service import PortTaken, ServiceProxyProcess
+from chaoslab.cluster.sim.stateful import Volumes
 from chaoslab.cluster.sim.state import (
     CONTAINER_RUNNING,
     CONTAINER_STOPPING,
@@ -83,7 +84,12 @@ NAMESPACE = "sim"
 T = TypeVar("T")
 
 
-def _kill_everything(world: World, services: dict[str, ServiceProxyProcess], prober: Prober) -> None:
+def _kill_everything(
+    world: World,
+    services: dict[str, ServiceProxyProcess],
+    prober: Prober,
+    ordinal_services: dict[str, dict[str, ServiceProxyProcess]],
+) -> None:
     """Last-resort cleanup, shared by close() and the garbage collector / interpreter exit."""
     processes = [pod.process for pod in world.all_pods() if pod.process is not None]
     for process in processes:
@@ -92,9 +98,10 @@ def _kill_everything(world: World, services: dict[str, ServiceProxyProcess], pro
         process.kill(wait=5.0)
     for pod in world.all_pods():
         pod.process = None
-    for service in list(services.values()):
+    for service in [*services.values(), *(s for group in ordinal_services.values() for s in group.values())]:
         service.stop()
     services.clear()
+    ordinal_services.clear()
     prober.close()
     if world.reaper is not None:
         world.reaper.close()  # every group is gone and forgotten: it just exits
@@ -159,9 +166,12 @@ class SimCluster:
         self._prober = Prober()
         base_env = dict(os.environ)
         self._kubelets = {name: Kubelet(self._world, node, self._prober, base_env) for name, node in nodes.items()}
-        self._control = ControlPlane(self._world, self._rng, self._log_dir, self._publish)
         self._autoscalers = HorizontalPodAutoscalers(self._world, clock)
+        self._volumes = Volumes(self.workdir / "volumes")
+        self._control = ControlPlane(self._world, self._rng, self._log_dir, self._publish, self._volumes)
         self._services: dict[str, ServiceProxyProcess] = {}
+        # Per-ordinal Services of StatefulSets (`<pod name>` -> proxy), started on demand.
+        self._ordinal_services: dict[str, dict[str, ServiceProxyProcess]] = {}
         self._service_failures: dict[str, str] = {}
         self._faults: dict[str, _ActiveFault] = {}
         self._timers: list[tuple[float, int, Callable[[float], None]]] = []
@@ -172,7 +182,9 @@ class SimCluster:
         self._failure: BaseException | None = None
         self._closed = False
         self._close_lock = threading.Lock()
-        self._finalizer = weakref.finalize(self, _kill_everything, self._world, self._services, self._prober)
+        self._finalizer = weakref.finalize(
+            self, _kill_everything, self._world, self._services, self._prober, self._ordinal_services
+        )
         for name in nodes:
             self._world.emit(EventKind.NODE_READY, "node", name, node=name, reason="NodeRegistered", detail="status=True")
         self._thread = threading.Thread(target=self._run, name="sim-control-plane", daemon=True)
@@ -274,6 +286,19 @@ class SimCluster:
         if service is None:
             raise ClusterError(f"no deployment named {deployment.name!r} on the simulated cluster")
         return service.url
+
+    def ordinal_url(self, deployment: Deployment, ordinal: int) -> str:
+        """A stable address of one StatefulSet ordinal, as a per-ordinal Service gives it.
+
+        Upstream a headless Service gives each pod the DNS name
+        `<pod>.<service>.<namespace>.svc` (kubernetes.io/docs/concepts/workloads/
+        controllers/statefulset/#stable-network-id), and from outside the cluster a
+        Service per ordinal selecting `statefulset.kubernetes.io/pod-name: <pod>`
+        reaches it. The sim has no DNS, so it starts that per-ordinal Service: a proxy
+        whose only endpoint is the ready pod `<name>-<ordinal>`, whichever port the
+        current incarnation listens on.
+        """
+        return self._call(lambda: self._ordinal_service(deployment, ordinal).url)
 
     def pods(self, deployment: Deployment) -> list[Pod]:
         with self._world.lock:
@@ -430,8 +455,24 @@ class SimCluster:
             service.update(
                 sorted(address for address, _ in sim.published.values()), sorted(sim.blackhole), ack=ack
             )
+            for pod_name, ordinal_service in self._ordinal_services.get(sim.name, {}).items():
+                endpoint = sim.published.get(pod_name)
+                pod = sim.pods.get(pod_name)
+                blackhole = [pod.address] if pod is not None and pod.address in sim.blackhole else []
+                ordinal_service.update([endpoint[0]] if endpoint else [], blackhole, ack=ack)
         except ClusterError as exc:
             self._service_failures[sim.name] = str(exc)
+
+    def _ordinal_service(self, deployment: Deployment, ordinal: int) -> ServiceProxyProcess:
+        sim = self._deployment(deployment)
+        if not sim.spec.stateful:
+            raise ClusterError(f"{sim.name} is a Deployment: its pods have no ordinals to address")
+        pod_name = f"{sim.name}-{ordinal}"
+        group = self._ordinal_services.setdefault(sim.name, {})
+        if pod_name not in group:
+            group[pod_name] = self._start_service(pod_name, seed=self._rng.randrange(2**31))
+            self._publish(sim, False)
+        return group[pod_name]
 
     def _check_service(self, name: str) -> None:
         failure = self._service_failures.get(name)
@@ -495,7 +536,14 @@ class SimCluster:
         restorable = False
         detail = ""
         if isinstance(fault, PodDeleteFault):
-            pods = self._pick(sorted(p.name for p in sim.active_pods()), fault.target, rng, "pod")
+            # `kubectl delete --force --grace-period=0` is what a pod stuck Terminating on a
+            # lost node needs (the API removes its object at once): with force, a count or
+            # percentage picks among Terminating pods when there are any, and a name may
+            # name one.
+            stuck = sorted(p.name for p in sim.pods.values() if p.terminating) if fault.force else []
+            candidates = stuck or sorted(p.name for p in sim.active_pods())
+            every = sorted(sim.pods) if fault.force else None
+            pods = self._pick(candidates, fault.target, rng, "pod", all_names=every)
             grace = 0 if fault.force else fault.grace_period_seconds
             grace_s = float(grace if grace is not None else sim.spec.termination_grace_period_seconds)
             detail = f"gracePeriodSeconds={grace_s:g}" + (" force=true" if fault.force else "")
@@ -674,8 +722,10 @@ class SimCluster:
             self._world.remove_pod(pod, reason="teardown", detail=describe_exit(status) if status is not None else "")
         del self._world.deployments[name]
         self._autoscalers.remove(name)
-        service = self._services.pop(name, None)
-        if service is not None:
-            service.stop()
-            self._world.ports.release(service.port)
+        self._volumes.remove_claims(sim)
+        services = [self._services.pop(name, None), *self._ordinal_services.pop(name, {}).values()]
+        for service in services:
+            if service is not None:
+                service.stop()
+                self._world.ports.release(service.port)
         self._service_failures.pop(name, None)

@@ -46,6 +46,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chaoslab.cluster.base import EventKind
+from chaoslab.cluster.sim.stateful import StatefulSetController, Volumes
 from chaoslab.cluster.sim.state import (
     NODE_UP,
     TAINT_UNREACHABLE_NO_EXECUTE,
@@ -107,8 +108,11 @@ class ControlPlane:
         rng: random.Random,
         log_dir: Path | None,
         publish: Callable[[SimDeployment, bool], None],
+        volumes: Volumes | None = None,
     ) -> None:
         self.world = world
+        self.volumes = volumes
+        self.statefulsets = StatefulSetController(world, self.create_pod)
         self.rng = rng
         self.log_dir = log_dir
         self.publish = publish  # sends a deployment's endpoints + blackhole to its proxy
@@ -118,6 +122,7 @@ class ControlPlane:
 
     def tick(self, now: float) -> None:
         self.replicasets(now)
+        self.statefulsets.tick(now)
         self.scheduler(now)
         self.node_lifecycle(now)
         self.taint_manager(now)
@@ -128,16 +133,12 @@ class ControlPlane:
 
     def replicasets(self, now: float) -> None:
         for deployment in self.world.deployments.values():
+            if deployment.spec.stateful:
+                continue  # the StatefulSet controller's (stateful.py)
             active = deployment.active_pods()
             diff = deployment.desired - len(active)
-            if diff == 0:
-                deployment.sync_due = None
+            if not deployment.sync_due_now(diff != 0, now, self.world.timings.controller_sync_delay):
                 continue
-            if deployment.sync_due is None:
-                deployment.sync_due = now + self.world.timings.controller_sync_delay
-            if now < deployment.sync_due:
-                continue
-            deployment.sync_due = None
             if diff > 0:
                 for _ in range(diff):
                     self.create_pod(deployment, now)
@@ -146,8 +147,10 @@ class ControlPlane:
                 for victim in sorted(active, key=lambda pod: self._deletion_rank(deployment, pod))[:-diff]:
                     self.world.delete_pod(victim, grace, reason="ReplicaSet", now=now)
 
-    def create_pod(self, deployment: SimDeployment, now: float) -> SimPod:
-        name = self._pod_name(deployment.name)
+    def create_pod(self, deployment: SimDeployment, now: float, name: str | None = None) -> SimPod:
+        """A new pod object: `name` (a StatefulSet's ordinal) or a generated one (ReplicaSet)."""
+        owner = "StatefulSet" if name is not None else "ReplicaSet"
+        name = name or self._pod_name(deployment.name)
         self.sequence += 1
         pod = SimPod(
             name=name,
@@ -157,8 +160,10 @@ class ControlPlane:
             sequence=self.sequence,
             log_path=(self.log_dir / f"{name}.log") if self.log_dir is not None else None,
         )
+        if self.volumes is not None:
+            self.volumes.attach(deployment, pod)
         deployment.pods[name] = pod
-        self.world.emit(EventKind.POD_CREATED, "pod", name, reason="ReplicaSet")
+        self.world.emit(EventKind.POD_CREATED, "pod", name, reason=owner)
         return pod
 
     def _pod_name(self, prefix: str) -> str:

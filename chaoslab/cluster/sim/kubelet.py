@@ -69,6 +69,8 @@ NODE_READY_REASON = "KubeletReady"
 # the kubelet's cached status without a reason).
 POD_STATUS_SYNC_REASON = "KubeletStatusSync"
 APP_PATH = Path(__file__).with_name("app.py")
+KV_PATH = Path(__file__).with_name("kv.py")
+KV_IMAGE = "chaoslab/kv"
 SHIM_PATH = Path(__file__).with_name("shim.py")
 # Kubernetes expands $(VAR) in command and args from the container's environment.
 _VAR_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
@@ -90,9 +92,13 @@ def container_env(deployment: SimDeployment, pod: SimPod, node: str, base: Mappi
             "CHAOSLAB_STARTUP_SECONDS": f"{spec.app.startup_seconds:g}",
             "CHAOSLAB_READINESS_DELAY_SECONDS": f"{spec.app.readiness_delay_seconds:g}",
             "CHAOSLAB_ERROR_RATE": f"{spec.app.error_rate:g}",
+            "CHAOSLAB_REPLAY_MS_PER_WRITE": f"{spec.app.replay_ms_per_write:g}",
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if pod.data_dir is not None:
+        # A real pod sees its volume at mountPath; a simulated one at this folder.
+        env["CHAOSLAB_DATA_DIR"] = str(pod.data_dir)
     for var in spec.env:
         env[var.name] = _expand(var.value, env)
     # The simulated pod's "IP" is its loopback port: $PORT must win over any spec value.
@@ -107,7 +113,8 @@ def container_argv(deployment: SimDeployment, env: Mapping[str, str], python: st
         argv = list(spec.command) + list(spec.args or [])
     else:
         # -S: the app is stdlib only, skipping site saves start-up time and memory per pod.
-        argv = [python, "-S", str(APP_PATH)] + list(spec.args or [])
+        app = KV_PATH if spec.image == KV_IMAGE else APP_PATH
+        argv = [python, "-S", str(app)] + list(spec.args or [])
     return [_expand(part, env) for part in argv]
 
 

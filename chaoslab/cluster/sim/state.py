@@ -13,6 +13,7 @@ clock); events carry wall-clock seconds from the injected clock.
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -127,6 +128,10 @@ class SimPod:
     deletion_grace: float = 0.0
     term_deadline: float | None = None  # set when the kubelet sends SIGTERM
     eviction_due: float | None = None  # taint manager: NoExecute toleration runs out
+    # volume (stateful.py): the folder the container sees as its data, and whether it is
+    # an emptyDir that goes with the pod object
+    data_dir: Path | None = None
+    scratch: bool = False
 
     @property
     def phase(self) -> str:
@@ -188,6 +193,19 @@ class SimDeployment:
     def active_pods(self) -> list[SimPod]:
         """Pods the ReplicaSet counts: not terminating (upstream FilterActivePods)."""
         return [pod for pod in self.pods.values() if not pod.terminating]
+
+    def sync_due_now(self, needed: bool, now: float, delay: float) -> bool:
+        """Whether the workload's controller acts now: `delay` after it first saw that
+        something is `needed` (the watch-event latency), and never when nothing is."""
+        if not needed:
+            self.sync_due = None
+            return False
+        if self.sync_due is None:
+            self.sync_due = now + delay
+        if now < self.sync_due:
+            return False
+        self.sync_due = None
+        return True
 
 
 @dataclass(eq=False)
@@ -294,4 +312,6 @@ class World:
             pod.process.kill()
             pod.process = None
         self.ports.release(pod.port)
+        if pod.scratch and pod.data_dir is not None and pod.data_dir.exists():
+            shutil.rmtree(pod.data_dir)  # an emptyDir is deleted with its pod (stateful.py)
         self.emit(EventKind.POD_DELETED, "pod", pod.name, node=pod.node or "", reason=reason, detail=detail)

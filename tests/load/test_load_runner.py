@@ -165,7 +165,9 @@ def test_user_locustfile_runs_with_our_listener(server: LoadTestServer, tmp_path
 
     requests, failures = locust_total(finished.trial)
     assert total(finished, "requests") == requests > 50
-    assert total(finished, "http_5xx") == failures == server.count("/status/500") > 0
+    assert total(finished, "http_5xx") == failures > 0
+    # The server saw every failed checkout, plus at most one a user cut off by the stop.
+    assert failures <= server.count("/status/500") <= failures + load.users
     assert total(finished, "other") == total(finished, "reset") == 0
     assert max(row.users for row in finished.rows) == load.users
 

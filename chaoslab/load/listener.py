@@ -25,6 +25,7 @@ import csv
 import json
 import logging
 import os
+import signal
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -130,9 +131,23 @@ class _FinalLocustCsv:
         partial.replace(path)
 
 
+def _quit_on_sigterm_during_a_shape(environment: Environment, runner: Runner) -> None:
+    """A graceful quit on SIGTERM while a LoadTestShape runs (`load.stages`, or a user's).
+
+    Headless with a shape, Locust joins the shape's greenlet before it installs its own
+    SIGTERM handler (locust/main.py, 2.x), so until the shape ends SIGTERM kills it with
+    the default action: no `quit` event, and the buckets the listener still held (the
+    last 2 x load.timeout) and Locust's final CSVs were lost. Quitting the runner ends the
+    shape and lets Locust shut down as usual; its own handler replaces this one then.
+    """
+    if environment.shape_class is not None and not isinstance(runner, WorkerRunner):
+        gevent.signal_handler(signal.SIGTERM, runner.quit)
+
+
 @events.init.add_listener
 def _on_init(environment: Environment, runner: Runner, **_: Any) -> None:
     config = LocustConfig.from_environment(os.environ)
+    _quit_on_sigterm_during_a_shape(environment, runner)
     if config.locust_csv_prefix and not isinstance(runner, WorkerRunner):
         environment.events.quit.add_listener(_FinalLocustCsv(environment, config.locust_csv_prefix).on_quit)
     if isinstance(runner, MasterRunner):

@@ -16,6 +16,10 @@ from load_helpers import LoadTestServer, run_load
 from chaoslab.load.config import StageConfig, stage_target
 from chaoslab.spec import LoadSpec
 
+# The stop takes up to one shape tick (1 s) and the last bucket starts up to one bucket
+# before it.
+STOP_SLACK_S = 1.5
+
 
 def test_stage_target_steps_through_the_stages_and_holds_the_last() -> None:
     stages = (StageConfig(5.0, 10, 2.0), StageConfig(3.0, 40, 100.0))
@@ -40,6 +44,7 @@ def test_users_follow_the_stages_from_their_start(server: LoadTestServer, tmp_pa
     )
     stages_start = time.time() + 4.0  # Locust takes 1-3 s to start; the warmup level first
     finished = run_load(load, server.url, tmp_path / "trial", 14.0, stages_start=stages_start)
+    stopped = time.time()
     # Every bucket carries the users running when it closed, requests or not (a busy
     # machine can leave buckets empty when answers come too late for their bucket).
     rows = finished.rows
@@ -51,6 +56,9 @@ def test_users_follow_the_stages_from_their_start(server: LoadTestServer, tmp_pa
     # The shape ticks once a second: by 1.5 s into a stage its users are running.
     assert first and set(first) == {7}, seen
     assert last and set(last) == {1}, seen
+    # Nothing measured is lost at the stop: the buckets go on to the moment Locust was
+    # stopped (SIGTERM during a shape used to kill it before the listener's last flush).
+    assert rows[-1].ts >= stopped - STOP_SLACK_S, (rows[-1].ts - stages_start, stopped - stages_start)
 
 
 def test_own_load_test_shape_still_decides_the_users(server: LoadTestServer, tmp_path: Path) -> None:

@@ -90,6 +90,10 @@ if [ ! -e "$marker" ]; then
   done
   touch "$marker"
 fi
+# The node routes between its pods, kube-proxy's NAT and the other nodes: forwarding on in
+# the node's own network namespace (a new namespace copies the host's value, which may be
+# 0; the host's own setting is never written).
+echo 1 > /proc/sys/net/ipv4/ip_forward
 # Docker gives even an internal network's containers a default route via the host's
 # bridge address: remove it, so nodes and pods reach nothing but the suite's own network.
 ip route del default 2>/dev/null || true

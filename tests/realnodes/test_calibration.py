@@ -86,7 +86,10 @@ STALE_ENDPOINT = (
 
 POD_DELETE = (
     Metric("time to recover (s)", _summary("time_to_recover_s"), **SECONDS),
-    Metric("error window (s)", _summary("error_window_s"), **SECONDS),
+    # Not compared: the error window. On real nodes it is bimodal (0.35, 2.3 and 0.4 s in
+    # one run of three trials; 2.5 s median in another): while every user waits out its
+    # timeout on the deleted pod's address (STALE_ENDPOINT) no request is sent, so no
+    # failure marks the rest of the outage. Time to recover covers it in both runs.
     Metric("replacement Ready, capacity back (s)", _summary("capacity_recovered_s"), **SECONDS),
     Metric("failed requests", _failed(None), **COUNTS, known_disagreement=STALE_ENDPOINT),
     Metric("refused requests", _failed("refused"), **COUNTS, known_disagreement=STALE_ENDPOINT),

@@ -233,17 +233,19 @@ def _change_in_period(events: tuple[tuple[float, int], ...], period: float, now:
     return sum(change for ts, change in events if ts > now - period)
 
 
+def _replicas_at_period_start(current: int, history: History, period: float, now: float) -> int:
+    """The replica count `period` s ago, as both policy limits start from it: the current
+    count less what scale-ups added and plus what scale-downs removed since."""
+    return current - _change_in_period(history.scale_ups, period, now) + _change_in_period(history.scale_downs, period, now)
+
+
 def scale_up_limit(current: int, history: History, rules: Rules, now: float) -> int:
     """Most replicas the scale-up policies allow now (calculateScaleUpLimitWithScalingRules)."""
     if rules.select_policy == "Disabled":
         return current
     proposals = []
     for policy in rules.policies:
-        start = (
-            current
-            - _change_in_period(history.scale_ups, policy.period_seconds, now)
-            + _change_in_period(history.scale_downs, policy.period_seconds, now)
-        )
+        start = _replicas_at_period_start(current, history, policy.period_seconds, now)
         if policy.type == "Pods":
             proposals.append(start + policy.value)
         else:
@@ -257,11 +259,7 @@ def scale_down_limit(current: int, history: History, rules: Rules, now: float) -
         return current
     proposals = []
     for policy in rules.policies:
-        start = (
-            current
-            - _change_in_period(history.scale_ups, policy.period_seconds, now)
-            + _change_in_period(history.scale_downs, policy.period_seconds, now)
-        )
+        start = _replicas_at_period_start(current, history, policy.period_seconds, now)
         if policy.type == "Pods":
             proposals.append(start - policy.value)
         else:

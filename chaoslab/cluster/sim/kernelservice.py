@@ -21,7 +21,7 @@ see is what a kernel does:
   A Service without endpoints is in `no-endpoint-services` instead, checked by
   `service-endpoints-check` from the `filter-output` base chain (filter, output hook,
   priority 0) for `ct state new`, which goes to `reject-chain`: `reject`, so clients
-  see "connection refused";
+  see "connection refused" (for TCP as a reset to the SYN, see `render`);
 - NAT happens once per connection: conntrack keeps an established connection on its
   backend after the endpoint is removed, as on a node (kube-proxy flushes conntrack
   for UDP only);
@@ -141,6 +141,11 @@ def render(services: Iterable[ServiceRules], unreachable: Iterable[str]) -> str:
     lines += [
         "  }",
         "  chain reject-chain {",
+        # kube-proxy writes a plain `reject` (ICMP port unreachable). Our clients speak
+        # from 127.0.0.1, and an ICMP error from a ClusterIP to a loopback address is
+        # dropped as a martian, so TCP gets the other answer that means the same to a
+        # client, a reset to its SYN: "connection refused" either way.
+        "    meta l4proto tcp reject with tcp reset",
         "    reject",
         "  }",
         "  chain service-endpoints-check {",

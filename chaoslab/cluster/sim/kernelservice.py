@@ -28,7 +28,9 @@ see is what a kernel does:
 - packets to the pods of a crashed or hung node are dropped (`unreachable` set), and
   so are packets to a pod IP nobody has any more (its pod is gone while a stale rule
   still routes to it): on a cluster they go to a node that has no such pod, and clients
-  time out. A pod whose container died on a live node still has its IP; the kernel
+  time out. They are dropped where they arrive (prerouting, after the loopback), not
+  where they leave, so conntrack has confirmed the connection's NAT and the SYN's
+  retransmits follow it to the same lost pod, as the entry node's conntrack does. A pod whose container died on a live node still has its IP; the kernel
   answers for it with a reset, and clients see "connection refused", as on a node.
   These two rules are the simulator's model of the network, not kube-proxy's.
 
@@ -161,6 +163,14 @@ def render(services: Iterable[ServiceRules], unreachable: Iterable[str]) -> str:
         "  chain filter-output {",
         "    type filter hook output priority 0; policy accept;",
         "    ct state new jump service-endpoints-check",
+        "  }",
+        # The network model, on the far side of the loopback: a packet is dropped where
+        # it arrives, after it left (conntrack confirmed its NAT on the way out), as on a
+        # cluster where the entry node's conntrack keeps the connection on the lost pod
+        # and the SYN's retransmits go there too. Dropped on the way out instead, the
+        # connection would never be confirmed, and a retransmit would be balanced anew.
+        "  chain filter-prerouting {",
+        "    type filter hook prerouting priority 0; policy accept;",
         "    ip daddr @unreachable drop",
         f"    ip daddr {POD_NETWORK} fib daddr type != local drop",
         "  }",

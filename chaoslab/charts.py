@@ -558,17 +558,19 @@ def latency_chart(run: RunData, summary: pd.DataFrame, *, colors: Mapping[str, s
     _fault_markers(fig, sources, _row_axes(fig, range(1, rows + 1)), _row_axes(fig, (1,))[0])
     from chaoslab.charts_autoscale import add_users  # sibling module that imports this one
 
-    for row, source in enumerate(sources, start=1):
-        add_users(fig, [source], _axis_ref(fig, row, "x"), _axis_ref(fig, row, "y"))
+    users = [add_users(fig, [source], _axis_ref(fig, row, "x"), _axis_ref(fig, row, "y")) for row, source in enumerate(sources, start=1)]
     _style(fig, title)
     duration = _measure_duration(sources)
     fig.update_xaxes(range=[0, duration] if duration else None)
     fig.update_xaxes(title_text=SECONDS_AXIS, row=rows, col=1)
-    if high > 0 and low > 0 and high / low > 20:
-        fig.update_yaxes(type="log")
-    else:
-        fig.update_yaxes(rangemode="tozero")
-    fig.update_layout(legend={"title": {"text": "percentile"}})
+    # Per panel (row=): the users axes overlaying the panels keep their linear scale.
+    for row in range(1, rows + 1):
+        if high > 0 and low > 0 and high / low > 20:
+            fig.update_yaxes(type="log", row=row, col=1)
+        else:
+            fig.update_yaxes(rangemode="tozero", row=row, col=1)
+    # With users on the right axes, the legend moves right of them and their titles.
+    fig.update_layout(legend={"title": {"text": "percentile"}, **({"x": 1.08, "xanchor": "left"} if any(users) else {})})
     if not sources:
         _note(fig, "no trial reached the measurement phase")
     return fig
@@ -585,8 +587,9 @@ def recovery_timeline_chart(run: RunData, summary: pd.DataFrame, *, colors: Mapp
     with the sweep point in its colour; two or more pods that served throughout share one
     row ("3 other pods, serving throughout"), so 10 replicas do not push the story off the slide. Segments are the states of
     `analysis.pod_states` (scheduling, starting, warming up, joining Service, serving, ...);
-    faults are dotted lines. The time range runs from just before the first fault to just
-    after the slowest recovery. None when the trials recorded no pod events.
+    faults are dotted lines, the Locust users a grey step line on the right axis. The time
+    range runs from just before the first fault to just after the slowest recovery. None
+    when the trials recorded no pod events.
     """
     colors = dict(colors or sweep_colors(run_labels(run)))
     experiment = run.experiment
@@ -603,10 +606,12 @@ def recovery_timeline_chart(run: RunData, summary: pd.DataFrame, *, colors: Mapp
     x1 = min(max(ends) + 1.5, _measure_duration(sources))
     rows: list[str] = []
     segments = []
+    drawn: list[SeriesSource] = []
     for source in sources:
         states = analysis.pod_states(source.trial.events, source.measure_start + x0, source.measure_start + x1)
         if not len(states):
             continue
+        drawn.append(source)
         targets = {t for value in source.faults["targets"].dropna() for t in str(value).split(";") if t}
         first_fault_ts = float(source.faults["fault_ts"].min())
         created = source.trial.events[(source.trial.events["kind"] == "pod_created")]
@@ -664,6 +669,12 @@ def recovery_timeline_chart(run: RunData, summary: pd.DataFrame, *, colors: Mapp
     fig.update_layout(barmode="overlay", bargap=0.3, legend={"title": {"text": "pod state"}, "traceorder": "normal"}, margin={"l": min(700, 40 + 11 * longest)})
     fig.update_xaxes(title_text=SECONDS_AXIS, range=[x0, x1])
     fig.update_yaxes(title_text="", categoryorder="array", categoryarray=list(reversed(rows)), showgrid=False)
+    from chaoslab.charts_autoscale import add_users  # sibling module that imports this one
+
+    # After the pod axis is styled: update_yaxes would reach the users axis too.
+    if add_users(fig, drawn, "x", "y"):
+        # The legend moves right of the users axis and its title.
+        fig.update_layout(legend={"x": 1.08, "xanchor": "left"})
     return fig
 
 

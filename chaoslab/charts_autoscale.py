@@ -40,16 +40,18 @@ from chaoslab.spec import AutoscalingSpec
 USERS_COLOR = "#9a9a9a"
 
 
-def add_users(fig: go.Figure, sources: Sequence[SeriesSource], x_ref: str, y_ref: str) -> None:
+def add_users(fig: go.Figure, sources: Sequence[SeriesSource], x_ref: str, y_ref: str) -> bool:
     """The users of each source as a thin grey step line on a right axis over panel (x_ref, y_ref).
 
-    A new y axis overlays the panel, so the panel's own axes keep their names. Nothing is
-    added when no source has a user count.
+    A new y axis overlays the panel, so the panel's own axes keep their names; a caller
+    that styles y axes afterwards should select the panel's (row=, col=), or it restyles
+    this one too. Returns whether anything was drawn: nothing is added when no source has
+    a user count (the caller may then spare the right margin).
     """
     frames = [(source, users_over_time(source.trial.load, source.measure_start, source.measure_end)) for source in sources]
     frames = [(source, frame) for source, frame in frames if len(frame)]
     if not frames:
-        return
+        return False
     used = [int(name.replace("yaxis", "") or 1) for name in fig.layout.to_plotly_json() if name.startswith("yaxis")]
     number = max(used, default=1) + 1
     axis = f"y{number}"
@@ -82,6 +84,7 @@ def add_users(fig: go.Figure, sources: Sequence[SeriesSource], x_ref: str, y_ref
         "title": {"text": "users (count)", "font": {"color": USERS_COLOR}},
         "tickfont": {"color": USERS_COLOR, "size": TICK_FONT_SIZE},
     }
+    return True
 
 
 def _point_autoscaling(run: RunData, source: SeriesSource) -> AutoscalingSpec | None:

@@ -19,6 +19,7 @@ from chaoslab.charts import (
     NEUTRAL,
     OKABE_ITO,
     SECONDS_AXIS,
+    SeriesSource,
     _colored,
     _fault_markers,
     _style,
@@ -29,6 +30,7 @@ from chaoslab.charts import (
     sweep_colors,
     sweep_phrase,
 )
+from chaoslab.charts_autoscale import add_users
 from chaoslab.results import RunData
 
 # Lost writes are drawn in this colour on every slide: the one number that must stand out.
@@ -48,7 +50,8 @@ def identity_timeline_chart(run: RunData, summary: pd.DataFrame, *, colors: Mapp
     first to its last answer, labelled with node, volume id and start count, coloured by
     volume id (the same colour means the same data came back); gaps are time nobody
     answered. A diamond marks where the identity came back (`time_to_same_identity_s`).
-    Faults are dotted lines. None without data-integrity rows.
+    Faults are dotted lines, the Locust users a grey step line on the right axis. None
+    without data-integrity rows.
     """
     colors = dict(colors or sweep_colors(run_labels(run)))
     sources = [s for s in series_sources(run, summary, colors) if s.trial.integrity is not None]
@@ -58,10 +61,12 @@ def identity_timeline_chart(run: RunData, summary: pd.DataFrame, *, colors: Mapp
     fig = go.Figure()
     rows = []
     marks_x, marks_y, marks_text = [], [], []
+    drawn: list[SeriesSource] = []
     for source in sources:
         timeline = analysis.identity_timeline(source.trial.integrity)
         if not len(timeline):
             continue
+        drawn.append(source)
         ordinal = timeline["pod"].iloc[0]
         row = f"{_colored(source.label, source.color)} · {html.escape(str(ordinal))}"
         rows.append(row)
@@ -112,6 +117,9 @@ def identity_timeline_chart(run: RunData, summary: pd.DataFrame, *, colors: Mapp
     fig.update_layout(barmode="overlay", bargap=0.35, legend={"orientation": "h", "y": -0.15})
     fig.update_xaxes(title_text=SECONDS_AXIS, range=[0, max(s.measure_end - s.measure_start for s in sources)])
     fig.update_yaxes(title_text="", categoryorder="array", categoryarray=list(reversed(rows)), showgrid=False)
+    # After the row axis is styled: update_yaxes would reach the users axis too.
+    if add_users(fig, drawn, "x", "y"):
+        fig.update_layout(margin={"r": 120})
     return fig
 
 

@@ -421,6 +421,8 @@ def _fault_warnings(experiment: Experiment) -> list[str]:
             warnings += _pod_outage_warning(experiment, fault, label, ready)
         if isinstance(fault, ScaleFault) and fault.replicas == 0:
             warnings.append(f"{label} to 0 replicas is a full outage until the end of the trial")
+        if isinstance(fault, ScaleFault):
+            warnings += _scale_under_autoscaling_warning(experiment, fault, label)
         if fault.action in NODE_ACTIONS and fault.action != "node-restore" and nodes is not None:
             hit = resolved_target_count(experiment, fault)
             if nodes == 1:
@@ -454,6 +456,43 @@ def _fault_warnings(experiment: Experiment) -> list[str]:
                 "cannot reach a node's machine; set nodeProvider (docker or command)"
             )
     return warnings
+
+
+# kube-controller-manager --horizontal-pod-autoscaler-sync-period default: 15 s, how often a
+# real cluster's HPA evaluates (the sim's is cluster.sim.timings.hpaSyncPeriod).
+KUBERNETES_HPA_SYNC_PERIOD = 15.0
+
+
+def _scale_under_autoscaling_warning(experiment: Experiment, fault: ScaleFault, label: str) -> list[str]:
+    """A scale fault on an autoscaled workload: the HPA owns the replica count and fights back.
+
+    Upstream reconcileAutoscaler (chaoslab.autoscaling.decide): a count outside
+    [minReplicas, maxReplicas] is brought back at the next evaluation, any other is
+    replaced by what the CPU asks for; a target at 0 replicas has autoscaling disabled.
+    """
+    scaling = experiment.workload.autoscaling
+    if scaling is None:
+        return []
+    if fault.replicas == 0:
+        return [
+            f"{label} to 0 replicas also switches workload.autoscaling off: a HorizontalPodAutoscaler "
+            "does not act on a target scaled to 0 (ScalingDisabled), so nothing scales it back up"
+        ]
+    if experiment.cluster.backend == "sim":
+        sync = f"every {format_duration(experiment.cluster.sim.timings.hpa_sync_period)}, cluster.sim.timings.hpaSyncPeriod"
+    else:
+        sync = f"every {format_duration(KUBERNETES_HPA_SYNC_PERIOD)} by kube-controller-manager's default"
+    bounds = f"minReplicas-maxReplicas {scaling.min_replicas}-{scaling.max_replicas}"
+    if scaling.min_replicas <= fault.replicas <= scaling.max_replicas:
+        what = f"replaces the fault's {fault.replicas} with what the CPU asks for"
+    else:
+        back = min(max(fault.replicas, scaling.min_replicas), scaling.max_replicas)
+        what = f"sets {back} again ({fault.replicas} is outside {bounds})"
+    return [
+        f"{label} to {fault.replicas} replicas fights workload.autoscaling: the HorizontalPodAutoscaler "
+        f"owns the replica count and at its next evaluation ({sync}) {what}; the trial "
+        "measures the two fighting, not the scale. Drop the scale fault or workload.autoscaling"
+    ]
 
 
 def _pod_outage_warning(experiment: Experiment, fault: FaultSpec, label: str, ready: float) -> list[str]:

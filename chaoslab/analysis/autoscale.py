@@ -134,14 +134,17 @@ def expected_replicas(
     tolerance, bounded by [minReplicas, maxReplicas] (maxReplicas None: unbounded above,
     to show what a capped HPA wanted): the documented formula applied to what was
     measured, before the behaviour (stabilization, policies) holds it back. NaN where the
-    evaluation had no metric.
+    evaluation had no metric. Where the pods that counted are not known (a real HPA's
+    status does not say: autoscaler.csv from the kubernetes backend), the current count
+    stands in for them, which is exact while every pod is ready and has a metric.
     """
     if not len(autoscaler):
         return pd.DataFrame({"ts": pd.Series(dtype=float), "expected": pd.Series(dtype=float)})
     utilization = pd.to_numeric(autoscaler["utilization"], errors="coerce").to_numpy(dtype=float)
     target = pd.to_numeric(autoscaler["target"], errors="coerce").to_numpy(dtype=float)
-    ready = pd.to_numeric(autoscaler["ready"], errors="coerce").to_numpy(dtype=float)
     current = pd.to_numeric(autoscaler["current"], errors="coerce").to_numpy(dtype=float)
+    ready = pd.to_numeric(autoscaler["ready"], errors="coerce").to_numpy(dtype=float) if "ready" in autoscaler.columns else np.full(len(current), np.nan)
+    ready = np.where(np.isnan(ready), current, ready)
     ratio = utilization / target
     raw = np.where(np.abs(1.0 - ratio) <= tolerance, current, np.ceil(ratio * ready - 1e-9))
     expected = np.where(np.isnan(ratio), np.nan, np.clip(raw, min_replicas, max_replicas if max_replicas is not None else np.inf))

@@ -6,9 +6,10 @@ taints and addresses, EndpointSlices) and handed out through the same converters
 real wrapper uses. It behaves like the controllers just enough for the backend to be
 driven end to end: a Deployment gets its pods, pods get scheduled (preferring workers),
 become Ready and enter the Service's EndpointSlice; deleted or evicted pods are
-replaced; PodDisruptionBudgets block evictions; every change is appended to a watch log
-with a resourceVersion, and `compact()` expires old versions so that resuming a watch
-fails with 410 Gone, as after an etcd compaction.
+replaced; PodDisruptionBudgets block evictions; `evaluate_autoscaler` plays one sync of
+the HPA controller (status written, target scaled, SuccessfulRescale Event); every change
+is appended to a watch log with a resourceVersion, and `compact()` expires old versions
+so that resuming a watch fails with 410 Gone, as after an etcd compaction.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from chaoslab.cluster.kube.records import (
 from chaoslab.errors import ClusterError
 
 CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
+# The watch (resource) name of the kinds the fake stores under their `kind`.
+WATCHED_KINDS = {"horizontalpodautoscalers": "HorizontalPodAutoscaler"}
 
 
 def rfc3339(ts: float) -> str:
@@ -179,6 +182,7 @@ class FakeKubeApi:
             "nodes": convert.node_from_json,
             "endpointslices": convert.endpoint_slice_from_json,
             "events": convert.event_from_json,
+            "HorizontalPodAutoscaler": convert.autoscaler_from_json,
         }[kind]
         return converter(obj)
 
@@ -286,6 +290,10 @@ class FakeKubeApi:
             if kind == "Service":
                 for port in obj["spec"].get("ports", []):
                     port.setdefault("nodePort", next(self._node_ports))
+            if kind == "HorizontalPodAutoscaler":
+                # The API server drops a created object's status; the controller writes it.
+                obj["status"] = {"currentReplicas": 0, "desiredReplicas": 0}
+                self._record(kind, namespace, "ADDED", obj)
             self.store[key] = obj
             if kind == "Deployment":
                 for _ in range(obj["spec"].get("replicas", 1)):
@@ -654,6 +662,91 @@ class FakeKubeApi:
                 items = [e for e in items if e["involvedObject"]["name"] == wanted]
             return Listing(tuple(convert.event_from_json(e) for e in items), str(self.rv))
 
+    # --- autoscalers -----------------------------------------------------------------
+
+    def list_autoscalers(self, namespace: str) -> Listing:
+        self._maybe_fail("list_autoscalers")
+        with self.cond:
+            items = self._items("HorizontalPodAutoscaler", namespace)
+            return Listing(tuple(convert.autoscaler_from_json(h) for h in items), str(self.rv))
+
+    def evaluate_autoscaler(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        desired: int | None,
+        utilization: int | None,
+        average_value: str = "",
+        limited: str = "DesiredWithinRange",
+        able: str = "ReadyForNewScale",
+    ) -> None:
+        """One sync of kube-controller-manager's HPA controller, as reconcileAutoscaler writes it.
+
+        desired None: the metric could not be read (ScalingActive=False
+        FailedGetResourceMetric, desiredReplicas left as it was, nothing scaled). Otherwise
+        the target's spec.replicas becomes `desired` (with lastScaleTime, AbleToScale
+        SucceededRescale and a SuccessfulRescale Event when it changed). `limited` is the
+        ScalingLimited reason (True unless DesiredWithinRange); `able` AbleToScale's when
+        nothing was scaled (ReadyForNewScale, ScaleDownStabilized, ...).
+        """
+        with self.cond:
+            hpa = self.get("HorizontalPodAutoscaler", namespace, name)
+            target = hpa["spec"]["scaleTargetRef"]["name"]
+            current = self.store[("Deployment", namespace, target)]["spec"].get("replicas", 1)
+            now = rfc3339(self.clock())
+            status = hpa.get("status") or {}
+            conditions = {c["type"]: c for c in status.get("conditions") or ()}
+
+            def condition(type_: str, state: str, reason: str) -> None:
+                before = conditions.get(type_)
+                moved = before is None or before["status"] != state
+                conditions[type_] = {
+                    "type": type_, "status": state, "reason": reason, "message": reason,
+                    "lastTransitionTime": now if moved else before["lastTransitionTime"],
+                }
+
+            condition("AbleToScale", "True", "SucceededGetScale")
+            status["currentReplicas"] = current
+            if desired is None:
+                condition("ScalingActive", "False", "FailedGetResourceMetric")
+                status.pop("currentMetrics", None)
+            else:
+                condition("ScalingActive", "True", "ValidMetricFound")
+                condition("ScalingLimited", "False" if limited == "DesiredWithinRange" else "True", limited)
+                current_metric: dict[str, Any] = {"averageValue": average_value or f"{utilization}m"}
+                if utilization is not None:
+                    current_metric["averageUtilization"] = utilization
+                status["currentMetrics"] = [{"type": "Resource", "resource": {"name": "cpu", "current": current_metric}}]
+                status["desiredReplicas"] = desired
+                if desired != current:
+                    condition("AbleToScale", "True", "SucceededRescale")
+                    status["lastScaleTime"] = now
+                else:
+                    condition("AbleToScale", "True", able)
+            status["conditions"] = list(conditions.values())
+            hpa["status"] = status
+            self._record("HorizontalPodAutoscaler", namespace, "MODIFIED", hpa)
+            if desired is not None and desired != current:
+                # Through the scale subresource, by the controller: not one of chaoslab's calls.
+                self.store[("Deployment", namespace, target)]["spec"]["replicas"] = desired
+                self._reconcile(namespace, target)
+                self._hpa_event(namespace, name, f"New size: {desired}; reason: cpu resource utilization (percentage of request) above target")
+
+    def _hpa_event(self, namespace: str, name: str, message: str) -> None:
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{name}.{next(self._names):x}", "namespace": namespace, "creationTimestamp": rfc3339(self.clock())},
+            "involvedObject": {"kind": "HorizontalPodAutoscaler", "name": name, "namespace": namespace},
+            "reason": "SuccessfulRescale",
+            "message": message,
+            "type": "Normal",
+            "count": 1,
+            "lastTimestamp": rfc3339(self.clock()),
+        }
+        self._record("events", namespace, "ADDED", event)
+
     def taint_manager_evict(self, namespace: str, pod: str) -> None:
         """The taint manager's eviction: an Event, then the pod's deletion."""
         with self.cond:
@@ -668,7 +761,7 @@ class FakeKubeApi:
         with self.cond:
             if int(resource_version) < self.compacted:
                 raise WatchExpired(f"watch {kind}: too old resource version: {resource_version} ({self.compacted}) (410 Gone)")
-            stream = FakeWatch(self, kind, namespace, int(resource_version), label_selector, timeout_seconds)
+            stream = FakeWatch(self, WATCHED_KINDS.get(kind, kind), namespace, int(resource_version), label_selector, timeout_seconds)
             self.watches.append(stream)
             return stream
 

@@ -1,22 +1,32 @@
 """The HorizontalPodAutoscaler on the kubernetes backend: created beside the workload
-(autoscaling/v2, as the spec says it), removed at teardown, and refused before anything
-is deployed, dry run included, when the cluster serves no resource metrics API."""
+(autoscaling/v2, as the spec says it), removed at teardown, refused before anything
+is deployed, dry run included, when the cluster serves no resource metrics API, and its
+evaluations (status changes, watched) written to autoscaler.csv as the sim writes them."""
 
 from __future__ import annotations
 
 import json
+import math
+import time
+from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from chaoslab.cluster.base import AUTOSCALER_COLUMNS
 from chaoslab.cluster.kube import describe_targets
 from chaoslab.cluster.kube.client import connect
+from chaoslab.cluster.kube.convert import autoscaler_from_json
 from chaoslab.cluster.kube.manifests import autoscaler_body, generated_objects, with_autoscaler
+from chaoslab.cluster.kube.records import Condition
+from chaoslab.cluster.kube.watches import autoscaler_reason
 from chaoslab.errors import EXIT_ENVIRONMENT, ClusterError
+from chaoslab.observe import EventRecorder
 from chaoslab.spec import Experiment
-from tests.kubernetes.conftest import workload
+from tests.kubernetes.conftest import EVENT_DEADLINE_SECONDS, workload
 from tests.kubernetes.fake import FakeKubeApi, RecordingProvider
-from tests.kubernetes.test_client import ApiServer, kubeconfig, server, spec  # noqa: F401 - fixture
+from tests.kubernetes.test_client import ApiServer, hpa_json, kubeconfig, server, spec  # noqa: F401 - fixture
 
 AUTOSCALING = {
     "minReplicas": 2,
@@ -136,3 +146,118 @@ def test_the_real_hpas_rescale_event_becomes_hpa_scaled() -> None:
     assert event.detail.startswith("replicas=3 message=New size: 3; reason: cpu resource utilization")
     other = EventRecord(name="web.2", namespace="ns", reason="FailedGetResourceMetric", object_kind="HorizontalPodAutoscaler", object_name="web")
     assert tracker.changes(None, other, observed=1001.0) == []
+
+
+# --- the real HPA's evaluations in autoscaler.csv -------------------------------------
+
+
+def _rows(recorder: EventRecorder, path: Path, count: int) -> pd.DataFrame:
+    """autoscaler.csv once it has `count` rows, draining the recorder as the engine does."""
+    deadline = time.monotonic() + EVENT_DEADLINE_SECONDS
+    while True:
+        recorder.drain()
+        frame = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=list(AUTOSCALER_COLUMNS))
+        if len(frame) >= count:
+            return frame
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"autoscaler.csv has {len(frame)} of {count} rows:\n{frame}")
+        time.sleep(0.02)
+
+
+def test_every_evaluation_of_the_real_hpa_becomes_a_row_of_autoscaler_csv(make_cluster, api: FakeKubeApi, tmp_path: Path) -> None:
+    cluster = make_cluster()
+    started = time.time()
+    deployment = cluster.deploy(autoscaled(replicas=2))
+    recorder = EventRecorder(cluster, tmp_path / "events.csv", tmp_path / "autoscaler.csv")
+    table = tmp_path / "autoscaler.csv"
+    namespace = deployment.namespace
+    # The controller's syncs: no metric yet, then 121 % of the request (2 -> 4), then a
+    # lower CPU held by the scale-down stabilization window.
+    api.evaluate_autoscaler(namespace, "web", desired=None, utilization=None)
+    api.evaluate_autoscaler(namespace, "web", desired=4, utilization=121)
+    api.evaluate_autoscaler(namespace, "web", desired=4, utilization=30, able="ScaleDownStabilized")
+    rows = _rows(recorder, table, 3)
+    assert list(rows.columns) == list(AUTOSCALER_COLUMNS)
+    assert rows[["name", "current", "desired", "target", "reason"]].values.tolist() == [
+        ["web", 2, 2, 60, "FailedGetResourceMetric"],  # nothing decided: desired is current, as on sim
+        ["web", 2, 4, 60, "DesiredWithinRange"],
+        ["web", 4, 4, 60, "ScaleDownStabilized"],
+    ]
+    assert math.isnan(rows["utilization"][0]) and rows["utilization"][1:].tolist() == [121, 30]
+    # What the status does not say stays empty (missing is NaN, never 0).
+    assert rows[["recommendation", "ready", "unready", "missing"]].isna().all().all()
+    assert rows["ts"].is_monotonic_increasing and started - 1 <= rows["ts"].min() and rows["ts"].max() <= time.time()
+    # The scale-up is the Deployment's and an hpa_scaled event, as before.
+    assert api.get("Deployment", namespace, "web")["spec"]["replicas"] == 4
+    # A sync that finds everything as it was writes nothing new: no row. The next one does.
+    api.evaluate_autoscaler(namespace, "web", desired=4, utilization=30, able="ScaleDownStabilized")
+    api.evaluate_autoscaler(namespace, "web", desired=3, utilization=30, average_value="30m")
+    rows = _rows(recorder, table, 4)
+    time.sleep(0.2)
+    rows = _rows(recorder, table, 4)
+    assert len(rows) == 4 and rows[["current", "desired"]].values.tolist()[-1] == [4, 3]
+    events = pd.read_csv(tmp_path / "events.csv")
+    assert events[events["kind"] == "hpa_scaled"]["detail"].str.extract(r"replicas=(\d+)")[0].tolist() == ["4", "3"]
+    recorder.close()
+
+
+def test_an_evaluation_during_an_expired_watch_is_found_by_the_relist(make_cluster, api: FakeKubeApi, tmp_path: Path) -> None:
+    cluster = make_cluster()
+    deployment = cluster.deploy(autoscaled(replicas=2))
+    recorder = EventRecorder(cluster, tmp_path / "events.csv", tmp_path / "autoscaler.csv")
+    api.compact()  # every open watch gets 410 Gone; resuming needs a fresh list
+    api.evaluate_autoscaler(deployment.namespace, "web", desired=3, utilization=95)
+    (row,) = _rows(recorder, tmp_path / "autoscaler.csv", 1).itertuples(index=False)
+    assert (row.current, row.desired, row.utilization, row.reason) == (2, 3, 95, "DesiredWithinRange")
+    recorder.close()
+
+
+def test_without_autoscaling_hpas_are_neither_listed_nor_watched(make_cluster, api: FakeKubeApi) -> None:
+    # A user allowed everything but HPAs can still run every other experiment.
+    api.fail["list_autoscalers"] = ClusterError("list HorizontalPodAutoscalers in ns: HTTP 403: forbidden")
+    cluster = make_cluster()
+    cluster.deploy(workload(replicas=2))
+    assert list(cluster.autoscaler_samples()) == []
+    assert not [c for c in api.calls if c[0] == "watch" and c[1] == "horizontalpodautoscalers"]
+    assert "list_autoscalers" in api.fail, "never asked"
+
+
+def test_the_hpa_status_is_read_as_kubectl_prints_it() -> None:
+    record = autoscaler_from_json(hpa_json())
+    assert (record.target_kind, record.target_name, record.min_replicas, record.max_replicas) == ("Deployment", "web", 2, 6)
+    assert (record.current_replicas, record.desired_replicas, record.target_utilization) == (2, 4, 60)
+    assert (record.utilization, record.average_value) == (121, "121m")
+    assert record.last_scale_time == 1795778100.0  # 2026-11-27T11:15:00Z
+    assert [c.type for c in record.conditions] == ["AbleToScale", "ScalingActive", "ScalingLimited"]
+    assert autoscaler_reason(record) == "DesiredWithinRange"
+    fresh = autoscaler_from_json({"metadata": {"name": "web"}, "spec": {"maxReplicas": 4}, "status": {"desiredReplicas": 0}})
+    assert (fresh.current_replicas, fresh.desired_replicas, fresh.utilization, fresh.conditions) == (0, 0, None, ())
+
+
+def test_the_reason_is_read_in_the_order_the_controller_sets_its_conditions() -> None:
+    record = autoscaler_from_json(hpa_json())
+
+    def with_conditions(**reasons: tuple[str, str]) -> str:
+        conditions = tuple(Condition(type=name, status=status, reason=reason) for name, (status, reason) in reasons.items())
+        return autoscaler_reason(replace(record, conditions=conditions))
+
+    # A failed metric keeps the last sync's ScalingLimited: the failure is what decided.
+    assert with_conditions(ScalingActive=("False", "FailedGetResourceMetric"), ScalingLimited=("True", "TooManyReplicas")) == "FailedGetResourceMetric"
+    assert with_conditions(ScalingActive=("True", "ValidMetricFound"), ScalingLimited=("True", "ScaleUpLimit"), AbleToScale=("True", "SucceededRescale")) == "ScaleUpLimit"
+    assert with_conditions(ScalingLimited=("False", "DesiredWithinRange"), AbleToScale=("True", "ScaleDownStabilized")) == "ScaleDownStabilized"
+    assert with_conditions(ScalingLimited=("False", "DesiredWithinRange"), AbleToScale=("False", "FailedUpdateScale")) == "FailedUpdateScale"
+    assert autoscaler_reason(replace(record, current_replicas=8)) == "current replicas above maxReplicas"  # as the sim says it
+
+
+def test_the_client_lists_and_watches_hpas_at_their_autoscaling_v2_path(server, tmp_path: Path) -> None:  # noqa: F811
+    api = connect(spec(kubeconfig(tmp_path, server.server_address[1])), environ={})
+    try:
+        listing = api.list_autoscalers("ns")
+        (record,) = listing.items
+        assert (record.name, record.desired_replicas, record.utilization, listing.resource_version) == ("web", 4, 121, "700")
+        assert ApiServer.requests[-1][1].startswith("/apis/autoscaling/v2/namespaces/ns/horizontalpodautoscalers")
+        (event,) = list(api.watch("horizontalpodautoscalers", "ns", "700", timeout_seconds=5))
+        assert (event.type, event.resource_version, event.object.current_replicas) == ("MODIFIED", "701", 2)
+        assert "watch=true" in ApiServer.requests[-1][1]
+    finally:
+        api.close()

@@ -37,6 +37,35 @@ NOT_FOUND = {"kind": "Status", "status": "Failure", "reason": "NotFound", "code"
 EXPIRED = {"type": "ERROR", "object": {"kind": "Status", "status": "Failure", "reason": "Expired", "code": 410, "message": "too old resource version: 500 (900)"}}
 
 
+def hpa_json(resource_version: str = "700") -> dict[str, Any]:
+    """An autoscaling/v2 HPA as `kubectl get hpa web -o json` prints it, just after a scale-up 2 -> 4."""
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": "ns", "resourceVersion": resource_version, "creationTimestamp": "2026-11-27T11:00:00Z"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 2,
+            "maxReplicas": 6,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}}],
+        },
+        "status": {
+            "currentReplicas": 2,
+            "desiredReplicas": 4,
+            "lastScaleTime": "2026-11-27T11:15:00Z",
+            "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu", "current": {"averageValue": "121m", "averageUtilization": 121}}}],
+            "conditions": [
+                {"type": "AbleToScale", "status": "True", "lastTransitionTime": "2026-11-27T11:15:00Z", "reason": "SucceededRescale",
+                 "message": "the HPA controller was able to update the target scale to 4"},
+                {"type": "ScalingActive", "status": "True", "lastTransitionTime": "2026-11-27T11:01:00Z", "reason": "ValidMetricFound",
+                 "message": "the HPA was able to successfully calculate a replica count from cpu resource utilization (percentage of request)"},
+                {"type": "ScalingLimited", "status": "False", "lastTransitionTime": "2026-11-27T11:01:00Z", "reason": "DesiredWithinRange",
+                 "message": "the desired count is within the acceptable range"},
+            ],
+        },
+    }
+
+
 class ApiServer(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     requests: list[tuple[str, str, str, bytes]] = []
@@ -108,6 +137,15 @@ class ApiServer(BaseHTTPRequestHandler):
                 self.release.wait(30)  # a quiet watch: nothing happens until the client leaves
         elif path.startswith("/api/v1/namespaces/ns/pods"):
             self._send(200, {"kind": "PodList", "metadata": {"resourceVersion": "500"}, "items": [pod_json()]})
+        elif path.startswith("/apis/autoscaling/v2/namespaces/ns/horizontalpodautoscalers") and "watch=true" in path:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self._chunk({"type": "MODIFIED", "object": hpa_json("701")})
+            self.wfile.write(b"0\r\n\r\n")
+        elif path.startswith("/apis/autoscaling/v2/namespaces/ns/horizontalpodautoscalers"):
+            self._send(200, {"kind": "HorizontalPodAutoscalerList", "metadata": {"resourceVersion": "700"}, "items": [hpa_json()]})
         else:
             self._send(404, {"kind": "Status", "code": 404, "message": f"no route {path}"})
 

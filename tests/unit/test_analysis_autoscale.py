@@ -83,6 +83,16 @@ def test_expected_replicas_is_the_formula_on_what_was_measured() -> None:
     assert list(expected_replicas(samples, 0.1, 1, 2)["expected"].iloc[1:]) == [2.0, 2.0, 1.0]  # bounded by maxReplicas
 
 
+def test_expected_replicas_counts_the_current_pods_where_the_status_does_not_say_which_counted() -> None:
+    # autoscaler.csv from a real HPA (kubernetes backend): no ready/unready/missing counts.
+    samples = pd.DataFrame(
+        {"ts": [T0, T0 + 15, T0 + 30], "current": [2, 2, 4], "utilization": [None, 121, 30], "target": [60, 60, 60], "ready": [None, None, None]}
+    )
+    expected = expected_replicas(samples, tolerance=0.1, min_replicas=2, max_replicas=None)
+    # 121/60 x 2 = 4.03 -> 5; 30/60 x 4 = 2.
+    assert math.isnan(expected["expected"].iloc[0]) and list(expected["expected"].iloc[1:]) == [5.0, 2.0]
+
+
 def test_predicted_first_scale_up_is_two_windows_and_a_sync() -> None:
     assert predicted_first_scale_up(15.0, 15.0) == 45.0
     assert predicted_first_scale_up(3.0, 3.0) == pytest.approx(9.0)

@@ -3,6 +3,7 @@ titles with units, text large enough to read, and one colour per sweep value eve
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from pathlib import Path
@@ -12,7 +13,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from chaoslab import analysis, charts
+from chaoslab import analysis, charts, charts_data
+from chaoslab.load.integrity import INTEGRITY_COLUMNS
 from chaoslab.results import RunData, read_run
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "runs" / "replicas-pod-delete-20261127T120000Z"
@@ -101,9 +103,10 @@ def test_latency_chart(figures: dict[str, go.Figure]) -> None:
 def test_recovery_timeline_chart(figures: dict[str, go.Figure]) -> None:
     fig = figures["recovery"]
     assert fig.layout.title.text == "Deleting 1 pod: how the pods recovered with 1, 3 replicas"
-    states = [t.name for t in fig.data]
+    bars = [t for t in fig.data if t.type == "bar"]
+    states = [t.name for t in bars]
     assert {"scheduling", "starting", "warming up", "joining Service", "serving"} <= set(states)
-    assert all(t.orientation == "h" for t in fig.data)
+    assert all(t.orientation == "h" for t in bars)
     rows = list(fig.layout.yaxis.categoryarray)
     # 1 replica: the deleted pod and its replacement; 3 replicas: those plus one row for
     # the two pods that kept serving throughout.
@@ -113,6 +116,47 @@ def test_recovery_timeline_chart(figures: dict[str, go.Figure]) -> None:
     warming = next(t for t in fig.data if t.name == "warming up")
     assert all(1.0 < width < 3.5 for width in warming.x)
     assert fig.layout.xaxis.title.text == "time since measurement start (s)"
+    # The Locust users of each sweep point on a right axis over the pod rows, which keep
+    # their own (categorical) axis.
+    users = traces(fig, "users")
+    assert [t.name for t in users] == [f"{label} users" for label in LABELS]
+    assert {t.yaxis for t in users} == {"y2"} and {t.xaxis for t in users} == {"x"}
+    assert fig.layout.yaxis2.overlaying == "y" and fig.layout.yaxis2.side == "right"
+    assert fig.layout.yaxis2.title.text == "users (count)" and fig.layout.yaxis2.categoryarray is None
+    assert max(users[0].y) == 10  # the fixture's load.users
+    assert [t.meta for t in fig.data if t.yaxis in (None, "y")] == states
+
+
+def test_latency_users_axes_stay_linear_when_the_panels_are_logarithmic() -> None:
+    # The autoscale-spike run's p99 spans more than 20x, so the latency panels are log.
+    spike = read_run(FIXTURE.parent / "autoscale-spike-20261201T215111Z")
+    fig = charts.latency_chart(spike, analysis.summary_table(spike))
+    assert fig.layout.yaxis.type == fig.layout.yaxis2.type == "log"
+    users = traces(fig, "users")
+    assert [t.yaxis for t in users] == ["y3", "y4"]
+    for name in ("yaxis3", "yaxis4"):
+        assert fig.layout[name].type != "log" and fig.layout[name].range[0] == 0
+    assert max(users[0].y) == 12 and fig.layout.yaxis3.range[1] > 12
+
+
+def test_identity_timeline_draws_the_users(run: RunData, tables: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    # The fixture's trials (real load.csv) with an integrity table: db-0 answered the
+    # data-integrity users before and after the fault.
+    trials = []
+    for trial in run.trials:
+        start = float(trial.load["ts"].min())
+        frame = pd.DataFrame(
+            [{"ts": start + t, "op": "read", "key": "k1", "ordinal": 0, "outcome": "found", "pod": "db-0", "node": "node-1", "volume": "v1", "starts": 1} for t in (6.0, 12.0, 30.0)],
+            columns=list(INTEGRITY_COLUMNS),
+        )
+        trials.append(dataclasses.replace(trial, integrity=frame))
+    stateful = dataclasses.replace(run, trials=trials)
+    fig = charts_data.identity_timeline_chart(stateful, tables[0])
+    assert fig is not None
+    users = traces(fig, "users")
+    assert [t.name for t in users] == [f"{label} users" for label in LABELS]
+    assert {t.yaxis for t in users} == {"y2"} and fig.layout.yaxis2.overlaying == "y"
+    assert fig.layout.yaxis2.title.text == "users (count)" and max(users[0].y) == 10
 
 
 def test_sweep_comparison_chart(figures: dict[str, go.Figure], tables: tuple[pd.DataFrame, pd.DataFrame]) -> None:

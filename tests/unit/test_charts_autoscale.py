@@ -6,6 +6,7 @@ The fixture is a real sim run (2 points: maxReplicas 1 and 4; one trial each) on
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 from pathlib import Path
@@ -97,3 +98,20 @@ def test_the_report_of_an_autoscaled_run_has_the_autoscaling_chart(tmp_path: Pat
 def test_a_run_without_an_autoscaler_has_no_autoscaling_chart() -> None:
     other = read_run(FIXTURE.parent / "replicas-pod-delete-20261127T120000Z")
     assert autoscaling_chart(other, analysis.summary_table(other)) is None
+
+
+def test_the_chart_draws_from_what_a_real_hpas_status_shows(run: RunData) -> None:
+    # autoscaler.csv from the kubernetes backend: the status has no recommendation and
+    # no count of the pods that counted; the chart still draws all its lines.
+    blank = ["recommendation", "ready", "unready", "missing"]
+    trials = [dataclasses.replace(trial, autoscaler=trial.autoscaler.assign(**{column: np.nan for column in blank})) for trial in run.trials]
+    kube = dataclasses.replace(run, trials=trials)
+    fig = autoscaling_chart(kube, analysis.summary_table(kube))
+    assert fig is not None
+    assert [len(traces(fig, meta)) for meta in ("desired", "utilization", "expected", "users")] == [2, 2, 2, 2]
+    # A diamond at every evaluation that had a metric (the current pods stand in for the
+    # ones that counted), not only where the CPU was within the tolerance.
+    for expected, utilization in zip(traces(fig, "expected"), traces(fig, "utilization")):
+        measured = [t for t, v in zip(utilization.x, utilization.y) if v == v]
+        drawn = [t for t, v in zip(expected.x, expected.y) if v == v]
+        assert measured and drawn == measured

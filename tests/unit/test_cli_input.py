@@ -70,3 +70,19 @@ def test_validate_and_dry_run_warn_about_a_grace_period_shorter_than_the_heartbe
     planned = _cli("run", str(path), "--dry-run")
     assert planned.returncode == 0, planned.stderr
     assert expected in planned.stdout.replace("\n", " ")
+
+
+def test_dry_run_warns_that_a_scale_fault_fights_the_autoscaler(tmp_path: Path) -> None:
+    path = tmp_path / "fight.yaml"
+    path.write_text(
+        "name: fight\n"
+        "workload:\n"
+        "  replicas: 2\n"
+        "  readinessProbe: {httpGet: {path: /readyz}}\n"
+        "  resources: {requests: {cpu: 100m}}\n"
+        "  autoscaling: {minReplicas: 1, maxReplicas: 4}\n"
+        "faults: [{at: 5s, action: scale, replicas: 3}]\n"
+    )
+    planned = _cli("run", str(path), "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    assert "f0 scale to 3 replicas fights workload.autoscaling" in " ".join(planned.stdout.split())

@@ -360,3 +360,46 @@ def test_a_grace_period_of_a_few_heartbeats_warns_how_many_may_be_missed() -> No
 def test_a_grace_period_of_four_heartbeats_or_more_does_not_warn(grace: str, heartbeat: str) -> None:
     plan = build_plan(_sim_timings(nodeMonitorGracePeriod=grace, nodeHeartbeatPeriod=heartbeat))
     assert not [w for w in plan.warnings if "nodeMonitorGracePeriod" in w]
+
+
+# --- a scale fault under an autoscaler (issue 14) ---------------------------------------
+
+
+def _autoscaled(backend: str, *faults: dict[str, Any]) -> Experiment:
+    workload = {"replicas": 2, "readinessProbe": PROBE, "resources": {"requests": {"cpu": "100m"}}, "autoscaling": {"minReplicas": 2, "maxReplicas": 4}}
+    return experiment(cluster={"backend": backend}, workload=workload, faults=list(faults))
+
+
+def _fights(plan: Plan) -> list[str]:
+    return [w for w in plan.warnings if "fights workload.autoscaling" in w]
+
+
+def test_a_scale_fault_under_an_autoscaler_warns_that_the_hpa_fights_it() -> None:
+    (inside,) = _fights(build_plan(_autoscaled("sim", {"at": "5s", "action": "scale", "replicas": 3})))
+    assert inside.startswith("f0 scale to 3 replicas fights workload.autoscaling")
+    assert "replaces the fault's 3 with what the CPU asks for" in inside
+    assert "every 15s, cluster.sim.timings.hpaSyncPeriod" in inside
+    assert "Drop the scale fault or workload.autoscaling" in inside
+    (outside,) = _fights(build_plan(_autoscaled("kubernetes", {"at": "5s", "action": "scale", "replicas": 6})))
+    assert "sets 4 again (6 is outside minReplicas-maxReplicas 2-4)" in outside
+    assert "every 15s by kube-controller-manager's default" in outside
+
+
+def test_a_scale_fault_to_zero_under_an_autoscaler_warns_that_autoscaling_stops() -> None:
+    warnings = build_plan(_autoscaled("kubernetes", {"at": "5s", "action": "scale", "replicas": 0})).warnings
+    assert "f0 scale to 0 replicas is a full outage until the end of the trial" in warnings
+    assert any("switches workload.autoscaling off" in w and "ScalingDisabled" in w for w in warnings)
+
+
+def test_a_scale_fault_without_an_autoscaler_or_an_autoscaler_without_one_does_not_warn() -> None:
+    plain = experiment(faults=[{"at": "5s", "action": "scale", "replicas": 5}])
+    assert build_plan(plain).warnings == ()
+    assert not _fights(build_plan(_autoscaled("kubernetes", {"at": "5s", "action": "pod-delete"})))
+
+
+def test_the_fight_is_named_only_at_the_sweep_points_with_an_autoscaler() -> None:
+    exp = _autoscaled("kubernetes", {"at": "5s", "action": "scale", "replicas": 3})
+    swept = exp.model_copy(update={"sweep": {"workload.autoscaling.maxReplicas": [2, 4]}})
+    narrow, wide = _fights(build_plan(swept))
+    assert narrow.startswith("at workload.autoscaling.maxReplicas=2: f0 scale to 3") and "sets 2 again" in narrow
+    assert wide.startswith("at workload.autoscaling.maxReplicas=4: f0 scale to 3") and "what the CPU asks for" in wide

@@ -142,7 +142,7 @@ class KubeClient:
                 raise ClusterError(
                     f"{action}: {message} (HTTP 403; {who} lacks the permission; chaoslab "
                     "needs to manage namespaces, Deployments, StatefulSets, Services, ConfigMaps, "
-                    "PodDisruptionBudgets, PersistentVolumeClaims, pods (delete, evict, exec), "
+                    "PodDisruptionBudgets, HorizontalPodAutoscalers, PersistentVolumeClaims, pods (delete, evict, exec), "
                     "to list StorageClasses and to patch nodes)"
                 ) from exc
             if not status:  # status 0: the client could not even build or send the request
@@ -391,6 +391,16 @@ class KubeClient:
         )
         return _listing(raw, convert.event_from_json)
 
+    # --- autoscalers -----------------------------------------------------------------
+
+    def list_autoscalers(self, namespace: str) -> Listing:
+        raw = self._json(
+            f"list HorizontalPodAutoscalers in {namespace}",
+            self._autoscaling.list_namespaced_horizontal_pod_autoscaler,
+            namespace,
+        )
+        return _listing(raw, convert.autoscaler_from_json)
+
     # --- watches --------------------------------------------------------------------
 
     def watch(
@@ -407,6 +417,10 @@ class KubeClient:
             "endpointslices": (self._discovery.list_namespaced_endpoint_slice, convert.endpoint_slice_from_json),
             "events": (self._core.list_namespaced_event, convert.event_from_json),
             "nodes": (self._core.list_node, convert.node_from_json),
+            "horizontalpodautoscalers": (
+                self._autoscaling.list_namespaced_horizontal_pod_autoscaler,
+                convert.autoscaler_from_json,
+            ),
         }
         call, converter = calls[kind]
         args: tuple[Any, ...] = () if kind == "nodes" else (namespace,)

@@ -42,6 +42,7 @@ from chaoslab.cluster.kube.safety import (
     require_resource_metrics,
 )
 from chaoslab.cluster.kube.watches import (
+    AutoscalerTracker,
     Causes,
     EndpointTracker,
     EventSink,
@@ -49,6 +50,8 @@ from chaoslab.cluster.kube.watches import (
     NodeTracker,
     PodTracker,
     ResourceWatcher,
+    SampleSink,
+    Tracker,
 )
 from chaoslab.cluster.nodeproviders import NodeProvider, provider_from_spec
 from chaoslab.errors import ChaoslabError, ClusterError, UsageError
@@ -193,6 +196,7 @@ class KubernetesCluster:
         self._app_source = app_source
         self._lock = threading.RLock()
         self._sink = EventSink()
+        self._samples = SampleSink()
         self._causes = Causes()
         self._watchers: list[ResourceWatcher] = []
         self._timers: list[threading.Timer] = []
@@ -228,7 +232,7 @@ class KubernetesCluster:
         self._prepare_namespace(namespace)
         self.objects = objects
         self._desired = objects.replicas
-        self._start_watchers(namespace, objects)
+        self._start_watchers(namespace, objects, workload)
         for body in objects.objects:
             self.api.create_object(namespace, body)
             with self._lock:
@@ -275,11 +279,12 @@ class KubernetesCluster:
             kv_source=_read_app(KV_SOURCE_PATH) if kv else "",
         )
 
-    def _start_watchers(self, namespace: str, objects: manifests.WorkloadObjects) -> None:
+    def _start_watchers(self, namespace: str, objects: manifests.WorkloadObjects, workload: WorkloadSpec) -> None:
         """Baseline lists first (synchronously), then the watch threads: every change
-        after this point, including the creation of the workload, becomes an event."""
+        after this point, including the creation of the workload, becomes an event (and
+        with autoscaling, every evaluation of its HPA a sample)."""
         port = objects.port
-        specs = [
+        specs: list[tuple[str, str | None, str, Tracker]] = [
             ("nodes", None, "", NodeTracker(self._causes)),
             ("pods", namespace, objects.label_selector, PodTracker(self._causes)),
             (
@@ -290,6 +295,10 @@ class KubernetesCluster:
             ),
             ("events", namespace, "", EventTracker(self._causes)),
         ]
+        if workload.autoscaling is not None:
+            # Only then: a run without an HPA needs no permission to list or watch HPAs.
+            tracker = AutoscalerTracker(objects.deployment, workload.autoscaling.target_utilization, self._samples)
+            specs.append(("horizontalpodautoscalers", namespace, "", tracker))
         for kind, watch_namespace, selector, tracker in specs:
             watcher = ResourceWatcher(
                 self.api,
@@ -838,8 +847,9 @@ class KubernetesCluster:
         return iter(events)
 
     def autoscaler_samples(self) -> Iterator[AutoscalerSample]:
-        """The real HPA's evaluations are not sampled (yet): its scaling shows in events."""
-        return iter(())
+        """The real HPA's evaluations since the last call, as its status changes showed them
+        (watched, `AutoscalerTracker`); none without autoscaling."""
+        return iter(self._samples.drain())
 
     # --- teardown -------------------------------------------------------------------
 

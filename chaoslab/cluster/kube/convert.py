@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from chaoslab.cluster.kube.records import (
+    AutoscalerRecord,
     Condition,
     ContainerSpec,
     ContainerStatus,
@@ -232,6 +233,40 @@ def service_from_json(obj: Json) -> ServiceRecord:
         ),
         load_balancer_ingress=tuple(str(i.get("ip") or i.get("hostname") or "") for i in ingress if i),
         selector=dict(spec.get("selector") or {}),
+    )
+
+
+def _cpu_metric(metrics: Any) -> Json:
+    """The `resource` part of the cpu Resource entry of spec.metrics or status.currentMetrics."""
+    for metric in metrics or ():
+        resource = metric.get("resource") or {}
+        if metric.get("type") == "Resource" and resource.get("name") == "cpu":
+            return resource
+    return {}
+
+
+def autoscaler_from_json(obj: Json) -> AutoscalerRecord:
+    """An autoscaling/v2 HorizontalPodAutoscaler; a status not yet written reads as 0 replicas."""
+    meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
+    target = spec.get("scaleTargetRef") or {}
+    wanted = (_cpu_metric(spec.get("metrics")).get("target") or {}).get("averageUtilization")
+    current = _cpu_metric(status.get("currentMetrics")).get("current") or {}
+    utilization = current.get("averageUtilization")
+    return AutoscalerRecord(
+        name=str(meta.get("name", "")),
+        namespace=str(meta.get("namespace", "")),
+        target_kind=str(target.get("kind", "")),
+        target_name=str(target.get("name", "")),
+        min_replicas=int(spec.get("minReplicas") or 1),
+        max_replicas=int(spec.get("maxReplicas") or 0),
+        target_utilization=int(wanted) if wanted is not None else None,
+        current_replicas=int(status.get("currentReplicas") or 0),
+        desired_replicas=int(status.get("desiredReplicas") or 0),
+        utilization=int(utilization) if utilization is not None else None,
+        average_value=str(current.get("averageValue") or ""),
+        last_scale_time=parse_time(status.get("lastScaleTime")),
+        conditions=_conditions(status),
+        resource_version=str(meta.get("resourceVersion", "")),
     )
 
 

@@ -189,6 +189,35 @@ class EventRecord:
 
 
 @dataclass(frozen=True)
+class AutoscalerRecord:
+    """A HorizontalPodAutoscaler (autoscaling/v2): its bounds and its last evaluation.
+
+    The status is what kube-controller-manager wrote at its latest sync (it writes only
+    when something changed): current_replicas is the scale's spec.replicas it found,
+    desired_replicas what it decided (left at the previous decision when the metric could
+    not be read); utilization and average_value are the CPU metric of currentMetrics.
+    """
+
+    name: str
+    namespace: str
+    target_kind: str = ""  # spec.scaleTargetRef
+    target_name: str = ""
+    min_replicas: int = 1  # spec.minReplicas (autoscaling/v2 defaults it to 1)
+    max_replicas: int = 0
+    target_utilization: int | None = None  # the cpu Resource metric's target.averageUtilization
+    current_replicas: int = 0  # status.currentReplicas
+    desired_replicas: int = 0  # status.desiredReplicas
+    utilization: int | None = None  # status.currentMetrics[cpu].resource.current.averageUtilization
+    average_value: str = ""  # ... .current.averageValue, a quantity such as "52m"
+    last_scale_time: float | None = None
+    conditions: tuple[Condition, ...] = ()  # AbleToScale, ScalingActive, ScalingLimited
+    resource_version: str = ""
+
+    def condition(self, type_: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     name: str
     image: str
@@ -245,8 +274,8 @@ class ExecResult:
     stderr: str = ""
 
 
-WatchKind = Literal["pods", "endpointslices", "nodes", "events"]
-Record = PodRecord | NodeRecord | EndpointSliceRecord | EventRecord
+WatchKind = Literal["pods", "endpointslices", "nodes", "events", "horizontalpodautoscalers"]
+Record = PodRecord | NodeRecord | EndpointSliceRecord | EventRecord | AutoscalerRecord
 
 
 @dataclass(frozen=True)
@@ -339,6 +368,11 @@ class KubeApi(Protocol):
     # endpoints and events
     def list_endpoint_slices(self, namespace: str, label_selector: str = "") -> Listing: ...
     def list_events(self, namespace: str, field_selector: str = "") -> Listing: ...
+
+    # autoscalers
+    def list_autoscalers(self, namespace: str) -> Listing:
+        """The namespace's HorizontalPodAutoscalers (autoscaling/v2) as AutoscalerRecords."""
+        ...
 
     # watches
     def watch(

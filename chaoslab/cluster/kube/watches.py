@@ -1,8 +1,9 @@
-"""Watches on pods, EndpointSlices, nodes and Events, turned into our event vocabulary.
+"""Watches on pods, EndpointSlices, nodes, Events and HPAs, turned into our vocabulary.
 
-Why it exists: the analysis needs the same `events.csv` rows from a real cluster as from
-sim (see docs/results.md). Each tracker keeps the last state it saw of every object and
-emits a `ClusterEvent` for each change between that state and the next one. The same
+Why it exists: the analysis needs the same `events.csv` (and `autoscaler.csv`) rows from
+a real cluster as from sim (see docs/results.md). Each tracker keeps the last state it saw
+of every object and emits a `ClusterEvent` (the autoscaler tracker: an `AutoscalerSample`)
+for each change between that state and the next one. The same
 difference drives both a watch event and a relist, which is what makes a watch that
 expired (HTTP 410 Gone) resumable without losing events: relist, compare with the known
 state, emit what changed in the gap, watch again from the list's resourceVersion.
@@ -23,8 +24,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from chaoslab.cluster.base import ClusterEvent, EventKind
+from chaoslab.cluster.base import AutoscalerSample, ClusterEvent, EventKind
 from chaoslab.cluster.kube.records import (
+    AutoscalerRecord,
     ContainerStatus,
     EndpointSliceRecord,
     EventRecord,
@@ -495,6 +497,114 @@ class EventTracker(Tracker):
         return []
 
 
+class SampleSink:
+    """Thread-safe queue of HPA evaluations from the watcher thread to `Cluster.autoscaler_samples()`."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[AutoscalerSample] = queue.SimpleQueue()
+
+    def put(self, sample: AutoscalerSample) -> None:
+        self._queue.put(sample)
+
+    def drain(self) -> list[AutoscalerSample]:
+        samples: list[AutoscalerSample] = []
+        while True:
+            try:
+                samples.append(self._queue.get_nowait())
+            except queue.Empty:
+                return samples
+
+
+# The HPA controller's status conditions (autoscaling/v2) and the reasons that say the
+# evaluation changed nothing because it had no metric (ScalingActive=False).
+ABLE_TO_SCALE, SCALING_ACTIVE, SCALING_LIMITED = "AbleToScale", "ScalingActive", "ScalingLimited"
+STABILIZED_REASONS = frozenset({"ScaleUpStabilized", "ScaleDownStabilized"})
+
+
+def _evaluation(record: AutoscalerRecord) -> tuple[object, ...]:
+    """What one evaluation writes to the status: equal tuples are the same evaluation."""
+    return (
+        record.current_replicas,
+        record.desired_replicas,
+        record.utilization,
+        record.average_value,
+        record.last_scale_time,
+        tuple((c.type, c.status, c.reason) for c in record.conditions),
+    )
+
+
+def autoscaler_reason(record: AutoscalerRecord) -> str:
+    """What decided the evaluation, in the sim's words (autoscaler.csv `reason`), from the status.
+
+    kube-controller-manager (podautoscaler reconcileAutoscaler) keeps conditions from
+    earlier syncs, so they are read in the order it sets them: ScalingActive=False means
+    the metric failed (or the target is at 0) and nothing was decided; a count outside
+    [minReplicas, maxReplicas] is corrected first; otherwise ScalingLimited=True names the
+    bound (ScaleUpLimit, TooManyReplicas, ...), then AbleToScale a stabilization window,
+    then ScalingLimited=False says DesiredWithinRange.
+    """
+    active = record.condition(SCALING_ACTIVE)
+    if active is not None and active.status == "False":
+        return active.reason
+    if record.max_replicas and record.current_replicas > record.max_replicas:
+        return "current replicas above maxReplicas"
+    if record.current_replicas < record.min_replicas:
+        return "current replicas below minReplicas"
+    limited = record.condition(SCALING_LIMITED)
+    if limited is not None and limited.status == "True":
+        return limited.reason
+    able = record.condition(ABLE_TO_SCALE)
+    if able is not None and (able.status == "False" or able.reason in STABILIZED_REASONS):
+        return able.reason
+    return limited.reason if limited is not None else ""
+
+
+class AutoscalerTracker(Tracker):
+    """The workload's HorizontalPodAutoscaler: one `AutoscalerSample` per evaluation seen.
+
+    The controller writes the status only when it changed (updateStatusIfNeeded), and a
+    fresh CPU average almost always changes it, so each status change is one evaluation;
+    an evaluation that found everything as before is not seen (its row would repeat the
+    last one). A status never written (no condition yet) is no evaluation. `ts` is when
+    the change was seen, or the lastScaleTime it carries (whole seconds, kept as
+    `event_time` keeps API times). Columns the status does not show (recommendation,
+    ready, unready, missing) stay empty; `desired` is `current` when the evaluation
+    decided nothing (ScalingActive=False), as on sim.
+    """
+
+    def __init__(self, target: str, target_utilization: int, samples: SampleSink) -> None:
+        super().__init__()
+        self._target = target
+        self._target_utilization = target_utilization
+        self._samples = samples
+
+    def changes(self, old: object | None, new: object | None, observed: float) -> list[ClusterEvent]:
+        assert old is None or isinstance(old, AutoscalerRecord)
+        assert new is None or isinstance(new, AutoscalerRecord)
+        if new is None or new.target_name != self._target or not new.conditions:
+            return []
+        if old is not None and _evaluation(old) == _evaluation(new):
+            return []  # metadata or spec only
+        self._samples.put(self.sample(old, new, observed))
+        return []
+
+    def sample(self, old: AutoscalerRecord | None, new: AutoscalerRecord, observed: float) -> AutoscalerSample:
+        active = new.condition(SCALING_ACTIVE)
+        decided = active is None or active.status != "False"
+        # A first sighting cannot tell an old lastScaleTime from this evaluation's.
+        rescaled = old is not None and new.last_scale_time is not None and old.last_scale_time != new.last_scale_time
+        return AutoscalerSample(
+            ts=event_time(new.last_scale_time, observed) if rescaled else observed,
+            name=self._target,
+            current=new.current_replicas,
+            desired=new.desired_replicas if decided else new.current_replicas,
+            recommendation=None,
+            utilization=new.utilization,
+            target=new.target_utilization if new.target_utilization is not None else self._target_utilization,
+            reason=autoscaler_reason(new),
+        )
+
+
 class ResourceWatcher:
     """List, then watch from the list's resourceVersion; on 410 Gone, relist and go on.
 
@@ -542,6 +652,8 @@ class ResourceWatcher:
             return self.api.list_endpoint_slices(self.namespace or "", self.label_selector)
         if self.kind == "events":
             return self.api.list_events(self.namespace or "")
+        if self.kind == "horizontalpodautoscalers":
+            return self.api.list_autoscalers(self.namespace or "")
         return self.api.list_nodes()
 
     def relist(self) -> None:

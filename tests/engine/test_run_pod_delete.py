@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import pytest
 
 from tests.engine.conftest import EXPERIMENTS
@@ -50,3 +52,24 @@ def test_same_seed_picks_the_same_targets(run_cli) -> None:
         targets.append(list(faults["targets"]))
     assert targets[0] == targets[1]
     assert targets[0][0], "a pod was targeted"
+
+
+@pytest.mark.parametrize(
+    ("mode", "said", "url"),
+    [
+        ("nftables", "kernel: kube-proxy's nftables rules", "http://10.96.0.11"),
+        ("userspace", "user-space proxy on 127.0.0.1 (cluster.sim.proxyMode is userspace)", "http://127.0.0.1:"),
+    ],
+)
+def test_the_run_and_its_report_say_which_service_path_it_took(run_cli, mode, said, url) -> None:
+    result = run_cli(
+        EXPERIMENTS / "pod-delete.yaml", "--set", "timeline.duration=4s", "--set", f"cluster.sim.proxyMode={mode}"
+    )
+    assert result.code in (0, 1), result.stderr
+    run = result.results()
+    assert run.journal["service_network"].startswith(said)
+    assert run.journal["target_url"].startswith(url)
+    # Real load went through that Service and was measured.
+    assert run.trials[0].load["requests"].sum() > 50
+    report = (result.run_dir() / "report.html").read_text()
+    assert "<b>service</b>" in report and html.escape(said.split(" (")[0]) in report

@@ -21,7 +21,9 @@ see is what a kernel does:
   A Service without endpoints is in `no-endpoint-services` instead, checked by
   `service-endpoints-check` from the `filter-output` base chain (filter, output hook,
   priority 0) for `ct state new`, which goes to `reject-chain`: `reject`, so clients
-  see "connection refused" (for TCP as a reset to the SYN, see `render`);
+  see "connection refused", as often as the kernel's ICMP rate limit lets its answer
+  through; the other SYNs go unanswered and are retransmitted a second later, as on a
+  node (see `render`);
 - NAT happens once per connection: conntrack keeps an established connection on its
   backend after the endpoint is removed, as on a node (kube-proxy flushes conntrack
   for UDP only);
@@ -50,6 +52,9 @@ from chaoslab.errors import ClusterError
 Address = tuple[str, int]
 
 TABLE = "kube-proxy"
+# The kernel's ICMP error budget per peer: net.ipv4.icmp_ratelimit (1000 ms) refills one
+# token a period, up to XRLIM_BURST_FACTOR (6, net/ipv4/icmp.c).
+ICMP_RATE_BURST = 6
 # The Service port clients use (a Service's `port`; the pods listen on their own port,
 # its `targetPort`).
 SERVICE_PORT = 80
@@ -143,12 +148,15 @@ def render(services: Iterable[ServiceRules], unreachable: Iterable[str]) -> str:
     lines += [
         "  }",
         "  chain reject-chain {",
-        # kube-proxy writes a plain `reject` (ICMP port unreachable). Our clients speak
-        # from 127.0.0.1, and an ICMP error from a ClusterIP to a loopback address is
-        # dropped as a martian, so TCP gets the other answer that means the same to a
-        # client, a reset to its SYN: "connection refused" either way.
-        "    meta l4proto tcp reject with tcp reset",
-        "    reject",
+        # kube-proxy writes `reject`: an ICMP port unreachable, which the kernel rate-
+        # limits per client address (net.ipv4.icmp_ratelimit, 1000 ms, in a token bucket
+        # of 6: XRLIM_BURST_FACTOR in net/ipv4/icmp.c), so most SYNs to a Service
+        # without endpoints go unanswered and are retransmitted a second later (the
+        # real-node calibration shows it). Our clients speak from 127.0.0.1, to which
+        # no ICMP error from a ClusterIP is delivered, so TCP gets the other answer that
+        # means "refused", a reset, under the same limit; the rest are dropped.
+        f"    meta l4proto tcp limit rate 1/second burst {ICMP_RATE_BURST} packets reject with tcp reset",
+        "    drop",
         "  }",
         "  chain service-endpoints-check {",
         "    ip daddr . meta l4proto . th dport vmap @no-endpoint-services",
@@ -160,15 +168,19 @@ def render(services: Iterable[ServiceRules], unreachable: Iterable[str]) -> str:
         "    type nat hook output priority -100; policy accept;",
         "    jump services",
         "  }",
-        "  chain filter-output {",
-        "    type filter hook output priority 0; policy accept;",
-        "    ct state new jump service-endpoints-check",
-        "  }",
+
         # The network model, on the far side of the loopback: a packet is dropped where
         # it arrives, after it left (conntrack confirmed its NAT on the way out), as on a
         # cluster where the entry node's conntrack keeps the connection on the lost pod
         # and the SYN's retransmits go there too. Dropped on the way out instead, the
         # connection would never be confirmed, and a retransmit would be balanced anew.
+        # As kube-proxy for local clients: before the packet leaves, so a SYN dropped
+        # here leaves no conntrack entry and its retransmit is routed anew (to the
+        # endpoint that came back meanwhile).
+        "  chain filter-output {",
+        "    type filter hook output priority 0; policy accept;",
+        "    ct state new jump service-endpoints-check",
+        "  }",
         "  chain filter-prerouting {",
         "    type filter hook prerouting priority 0; policy accept;",
         "    ip daddr @unreachable drop",

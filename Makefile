@@ -14,12 +14,14 @@ install: $(STAMP)
 # Debian packages: chromium + fonts for static chart export (kaleido drives a Chromium;
 # without fonts the PNGs "succeed" with no text), docker.io for the tests of the docker
 # node provider (real containers stand in for nodes) and the real-node e2e suite, whose
-# node image mmdebstrap makes and whose pause binary gcc links statically (libc6-dev).
+# node image mmdebstrap makes and whose pause binary gcc links statically (libc6-dev);
+# nftables and iproute2 for the sim's kernel Service (kube-proxy's nftables rules in a
+# private network namespace; without them the sim falls back to its user-space proxy).
 # Installed only as root on Debian.
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	  missing=""; \
-	  for p in chromium fonts-dejavu-core fonts-liberation docker.io mmdebstrap gcc libc6-dev; do \
+	  for p in chromium fonts-dejavu-core fonts-liberation docker.io mmdebstrap gcc libc6-dev nftables iproute2; do \
 	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
 	  done; \
 	  if [ -n "$$missing" ]; then \

@@ -182,6 +182,7 @@ class TrialJournal:
             },
             "bucket": experiment.measure.bucket,
             "target_url": None,
+            "service_network": None,
             "error": None,
         }
         self.save()
@@ -267,6 +268,7 @@ class Engine:
                 "backend": experiment.cluster.backend,
                 "cluster": _cluster_info(experiment.cluster),
                 "target_url": None,
+                "service_network": None,
                 "status": "running",
                 "started": self.clock(),
                 "ended": None,
@@ -391,9 +393,10 @@ class Engine:
         state.cluster.check_faults(state.deployment, experiment.faults)
         self._tick(trial, info, state)
         url = state.cluster.service_url(state.deployment)
-        info.update(target_url=url)
+        network = state.cluster.client_network()
+        info.update(target_url=url, service_network=network.description)
         if journal.data.get("target_url") is None:
-            journal.update(target_url=url)
+            journal.update(target_url=url, service_network=network.description)
         integrity = experiment.load.data_integrity
         # The data-integrity users talk to one ordinal, as a database client to its primary.
         load_url = url if integrity is None else state.cluster.ordinal_url(state.deployment, integrity.ordinal)
@@ -407,6 +410,7 @@ class Engine:
             seed=trial.seed,
             experiment_dir=self.options.source.parent,
             stages_start=warmup_start + timeline.warmup,
+            network=network,
         )
         state.load.start()
         self.guard.raise_if_interrupted()
@@ -415,7 +419,9 @@ class Engine:
         measure_start = info.enter("measure")
         info.update(measure_start=measure_start)
         if experiment.measure.probe is not None:
-            state.probe = AvailabilityProbe(url, experiment.measure.probe, trial_dir / "probe.csv", self.clock)
+            state.probe = AvailabilityProbe(
+                url, experiment.measure.probe, trial_dir / "probe.csv", self.clock, network=network
+            )
             state.probe.start()
         schedule = fault_schedule(experiment)
         rng = random.Random(trial.seed)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from chaoslab.cluster.network import HOST_NETWORK, ClientNetwork, NetworkHTTPConnection
 from chaoslab.cluster.base import AUTOSCALER_COLUMNS, EVENT_COLUMNS, Cluster, ClusterEvent, EventKind
 from chaoslab.results import PROBE_COLUMNS, CsvAppender
 from chaoslab.spec import AvailabilityProbeSpec
@@ -99,8 +100,10 @@ class AvailabilityProbe:
         spec: AvailabilityProbeSpec,
         path: Path,
         clock: Callable[[], float] = time.time,
+        network: ClientNetwork = HOST_NETWORK,
     ) -> None:
         parts = urlsplit(url)
+        self._network = network
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 80
         self._spec = spec
@@ -115,7 +118,7 @@ class AvailabilityProbe:
     def probe_once(self) -> ProbeResult:
         started = self._clock()
         begun = time.monotonic()
-        connection = http.client.HTTPConnection(self._host, self._port, timeout=self._spec.timeout)
+        connection = NetworkHTTPConnection(self._host, self._port, self._spec.timeout, self._network)
         try:
             connection.request("GET", self._spec.path, headers={"Connection": "close"})
             response = connection.getresponse()

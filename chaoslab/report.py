@@ -542,6 +542,7 @@ def _facts_html(run: RunData) -> str:
         ("folder", str(run.path)),
         ("status", run.status),
         ("backend", str(journal.get("backend") or experiment.cluster.backend)),
+        *([("service", str(journal["service_network"]))] if journal.get("service_network") else []),
         ("faults", charts.fault_subject(experiment)),
         ("sweep", ", ".join(f"{k}: {v}" for k, v in experiment.sweep.items()) or "none"),
         ("trials", f"{experiment.trials} per sweep point, {len(journal.get('trials_done') or [])} of {planned} done"),

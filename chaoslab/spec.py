@@ -131,6 +131,11 @@ class SimClusterSpec(Model):
 
     nodes: int = Field(default=3, ge=1, le=20)
     timings: SimTimings = SimTimings()
+    # How the Service routes, named after kube-proxy's --proxy-mode: `nftables` is the
+    # kernel (pod IPs and kube-proxy's nftables rules in a private network namespace,
+    # sim/kernelservice.py), `userspace` the proxy process on 127.0.0.1 (sim/proxy.py),
+    # `auto` the kernel where this machine allows it (user namespaces, ip and nft).
+    proxy_mode: Literal["auto", "nftables", "userspace"] = "auto"
 
 
 class NodeProviderSpec(Model):

@@ -1,9 +1,8 @@
 """Cross-field rules of load stages and autoscaling, as (field path, message) pairs.
 
 Why a module apart from specload: specload is the machinery that locates problems
-(YAML lines, pydantic translation) and is already large; the rules a newer feature
-adds are plain functions over a validated `Experiment` here, and specload gives each
-pair its file and line. Compiled, never imported: a user's locustfile is read with
+(YAML lines, pydantic translation); the rules a newer feature adds are plain functions
+over a validated `Experiment` here, and specload gives each pair its file and line. Compiled, never imported: a user's locustfile is read with
 `ast` only (importing it would run its code and gevent's patching in this process).
 """
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol, runtime_checkable
 
+from chaoslab.cluster.network import ClientNetwork
 from chaoslab.spec import FaultSpec, WorkloadSpec
 
 
@@ -178,6 +179,11 @@ class Cluster(Protocol):
     def wait_ready(self, deployment: Deployment, timeout: float) -> None: ...
 
     def service_url(self, deployment: Deployment) -> str: ...
+
+    def client_network(self) -> ClientNetwork:
+        """Where the load generator and probes must stand to reach the Service URLs
+        (cluster/network.py): the host's network, or the sim's private one."""
+        ...
 
     def ordinal_url(self, deployment: Deployment, ordinal: int) -> str:
         """A stable address of one StatefulSet pod (`<name>-<ordinal>`), whichever

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+from chaoslab.cluster.network import HOST_NETWORK, ClientNetwork
 from chaoslab.errors import LoadError
 from chaoslab.load.config import CONFIG_ENV, IntegrityConfig, LocustConfig, RequestConfig, StageConfig
 from chaoslab.load.integrity import INTEGRITY_CSV, merge_parts
@@ -102,8 +103,10 @@ class LoadRun:
         clock: Callable[[], float] = time.time,
         python: str = sys.executable,
         stages_start: float | None = None,
+        network: ClientNetwork = HOST_NETWORK,
     ) -> None:
         self.load = load
+        self.network = network
         self.target_url = target_url.rstrip("/")
         self.bucket = bucket
         self.out_dir = Path(out_dir)
@@ -178,7 +181,7 @@ class LoadRun:
                 cwd=self.experiment_dir if self.load.locustfile else self.out_dir,
                 env=self._environment(config_path),
                 start_new_session=True,  # own process group: stop() can signal all of it
-                preexec_fn=ParentDeathSignal(signal.SIGKILL),
+                preexec_fn=_preexec(self.network.preexec(), ParentDeathSignal(signal.SIGKILL)),
             )
         except OSError as exc:
             self._close_files()
@@ -493,6 +496,19 @@ class LoadRun:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+
+
+def _preexec(enter: Callable[[], None] | None, arm: Callable[[], None]) -> Callable[[], None]:
+    """Locust's child: into the cluster's client network first (it changes credentials
+    when that is a user namespace), then arm the parent-death signal."""
+    if enter is None:
+        return arm
+
+    def both() -> None:
+        enter()
+        arm()
+
+    return both
 
 
 def _json_object(line: bytes) -> dict[str, Any]:

@@ -17,7 +17,6 @@ import os
 import shlex
 import signal
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,8 @@ from kubernetes.config import new_client_from_config
 from chaoslab.cluster import open_cluster
 from chaoslab.cluster.base import Cluster
 from chaoslab.spec import ClusterSpec, KubernetesClusterSpec, WorkloadSpec
-from tests import eventlog
+from tests import cleancluster, eventlog
+from tests.cleancluster import MANAGED_BY_SELECTOR, chaoslab_namespaces  # noqa: F401 - the e2e tests import them from here
 from tests.e2e import localcluster
 from tests.e2e.localcluster import State
 
@@ -41,8 +41,6 @@ EVENT_DEADLINE_SECONDS = 120.0
 SETTLE_SECONDS = 30.0
 # How often EventLog drains the backend's watch events while waiting.
 POLL_SECONDS = 0.2
-# The label chaoslab puts on every namespace it creates (see chaoslab/cluster/kube/safety.py).
-MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=chaoslab"
 
 
 @pytest.fixture(scope="session")
@@ -151,24 +149,10 @@ def pods_by_node(cluster: Cluster, deployment: Any) -> dict[str, list[str]]:
     return placed
 
 
-def chaoslab_namespaces(core: k8s.CoreV1Api) -> list[str]:
-    return [ns.metadata.name for ns in core.list_namespace(label_selector=MANAGED_BY_SELECTOR).items]
-
-
 def cluster_problems(state: State, core: k8s.CoreV1Api) -> list[str]:
     """What is not as `up` left it: chaoslab namespaces, cordoned, tainted or not Ready
-    nodes, frozen KWOK processes."""
-    problems = [f"namespace {name} left behind" for name in chaoslab_namespaces(core)]
-    for node in core.list_node().items:
-        name = node.metadata.name
-        ready = next((c.status for c in node.status.conditions or () if c.type == "Ready"), "Unknown")
-        if node.spec.unschedulable:
-            problems.append(f"node {name} is cordoned")
-        if ready != "True":
-            problems.append(f"node {name} is Ready={ready}")
-        for taint in node.spec.taints or ():
-            if taint.key != localcluster.CONTROL_PLANE_LABEL:
-                problems.append(f"node {name} has taint {taint.key}:{taint.effect}")
+    nodes (`cleancluster.api_problems`), frozen KWOK processes."""
+    problems = cleancluster.api_problems(core)
     for record in state.processes:
         if record.name.startswith("kwok/") and localcluster.process_state(record.pid) == "T":
             problems.append(f"{record.name} is frozen")
@@ -178,24 +162,16 @@ def cluster_problems(state: State, core: k8s.CoreV1Api) -> list[str]:
 def settled_problems(state: State, core: k8s.CoreV1Api) -> list[str]:
     """`cluster_problems` once the controllers had time to settle (the node-lifecycle
     controller lifts a node's taints a moment after it is Ready again)."""
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while True:
-        problems = cluster_problems(state, core)
-        if not problems or time.monotonic() >= deadline:
-            return problems
-        time.sleep(0.5)
+    return cleancluster.settled(lambda: cluster_problems(state, core), SETTLE_SECONDS, 0.5)
 
 
 @pytest.fixture(autouse=True)
 def cluster_left_clean(local: State, core: k8s.CoreV1Api) -> Iterator[None]:
     """Each test starts on a clean cluster and must leave it clean (teardown is ours to prove)."""
-    before = settled_problems(local, core)
-    assert not before, f"the local cluster was not clean before the test: {before}"
-    yield
-    problems = settled_problems(local, core)
-    if problems:
-        _repair(local, core)
-    assert not problems, f"the test left the cluster changed: {problems}"
+    with cleancluster.left_clean(
+        "local cluster", lambda: cluster_problems(local, core), lambda: _repair(local, core), settle_s=SETTLE_SECONDS, poll_s=0.5
+    ):
+        yield
 
 
 def _repair(state: State, core: k8s.CoreV1Api) -> None:
@@ -203,11 +179,5 @@ def _repair(state: State, core: k8s.CoreV1Api) -> None:
     for record in state.processes:
         if record.name.startswith("kwok/") and localcluster.is_ours(record):
             os.kill(record.pid, signal.SIGCONT)
-    for node in core.list_node().items:
-        if node.spec.unschedulable:
-            core.patch_node(node.metadata.name, {"spec": {"unschedulable": False}})
-    for name in chaoslab_namespaces(core):
-        core.delete_namespace(name)
-    deadline = time.monotonic() + EVENT_DEADLINE_SECONDS
-    while cluster_problems(state, core) and time.monotonic() < deadline:
-        time.sleep(1.0)
+    cleancluster.repair_api(core)
+    cleancluster.wait_until_clean(lambda: cluster_problems(state, core), EVENT_DEADLINE_SECONDS)

@@ -53,7 +53,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 E2E_DIR = Path(__file__).resolve().parent
 REPO_ROOT = E2E_DIR.parent.parent
@@ -134,6 +134,11 @@ class ProcessRecord:
     argv: tuple[str, ...]
     log: str
 
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> ProcessRecord:
+        """A record as state.json holds it (argv a JSON list); realnodes.py's state uses it too."""
+        return ProcessRecord(**{**data, "argv": tuple(data["argv"])})
+
 
 @dataclass(frozen=True)
 class State:
@@ -175,37 +180,60 @@ class State:
             control_plane_node=data["control_plane_node"],
             workers=tuple(data["workers"]),
             settings=Settings(**data["settings"]),
-            processes=tuple(ProcessRecord(**{**p, "argv": tuple(p["argv"])}) for p in data["processes"]),
+            processes=tuple(ProcessRecord.from_json(p) for p in data["processes"]),
             ready=bool(data.get("ready", False)),
             started=float(data.get("started", 0.0)),
             ready_after_s=data.get("ready_after_s"),
         )
 
 
-def default_state_dir(environ: Mapping[str, str]) -> Path:
-    """One state folder per checkout: a CI clone elsewhere never meets a developer's."""
-    explicit = environ.get("CHAOSLAB_K8S_LOCAL_DIR")
+# The shared plumbing of a harness's state folder, used by realnodes.py for its own state.
+
+_State = TypeVar("_State")
+
+
+def checkout_state_dir(environ: Mapping[str, str], variable: str, prefix: str) -> Path:
+    """`$variable` if set, else `<tmp>/<prefix>-<hash of this checkout's path>`."""
+    explicit = environ.get(variable)
     if explicit:
         return Path(explicit)
     digest = hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:10]
-    return Path(tempfile.gettempdir()) / f"chaoslab-k8s-local-{digest}"
+    return Path(tempfile.gettempdir()) / f"{prefix}-{digest}"
 
 
-def read_state(state_dir: Path) -> State | None:
+def read_state_file(
+    state_dir: Path, from_json: Callable[[Mapping[str, Any]], _State], error: type[LocalClusterError] = LocalClusterError
+) -> _State | None:
+    """`state_dir/state.json` read back with `from_json`; None when there is none, `error`
+    (naming the folder to remove by hand) when it cannot be read."""
     path = state_dir / "state.json"
     try:
-        return State.from_json(json.loads(path.read_text()))
+        return from_json(json.loads(path.read_text()))
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as exc:
-        raise LocalClusterError(f"{path} is unreadable ({exc}); remove {state_dir} by hand") from exc
+        raise error(f"{path} is unreadable ({exc}); remove {state_dir} by hand") from exc
+
+
+def write_state_file(state_dir: Path, data: Mapping[str, Any]) -> None:
+    """`state_dir/state.json`, replaced whole (written beside it, then renamed over it)."""
+    path = state_dir / "state.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.rename(path)
+
+
+def default_state_dir(environ: Mapping[str, str]) -> Path:
+    """One state folder per checkout: a CI clone elsewhere never meets a developer's."""
+    return checkout_state_dir(environ, "CHAOSLAB_K8S_LOCAL_DIR", "chaoslab-k8s-local")
+
+
+def read_state(state_dir: Path) -> State | None:
+    return read_state_file(state_dir, State.from_json)
 
 
 def write_state(state: State) -> None:
-    path = Path(state.state_dir) / "state.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state.to_json(), indent=2))
-    tmp.rename(path)
+    write_state_file(Path(state.state_dir), state.to_json())
 
 
 @contextmanager
@@ -922,14 +950,19 @@ def print_logs(state: State | None, log: Callable[[str], None], lines: int = 40)
         log("no local cluster state")
         return
     for record in state.processes:
-        path = Path(record.log)
-        try:
-            tail = path.read_text(errors="replace").splitlines()[-lines:]
-        except FileNotFoundError:
-            continue
-        log(f"--- {record.name} ({path}, last {len(tail)} lines)")
-        for line in tail:
-            log("  " + line)
+        print_tail(Path(record.log), record.name, log, lines)
+
+
+def print_tail(path: Path, what: str, log: Callable[[str], None], lines: int) -> None:
+    """The last `lines` lines of a log file under a `--- what (path, ...)` header; nothing
+    when the file does not exist (a process that never started)."""
+    try:
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+    except FileNotFoundError:
+        return
+    log(f"--- {what} ({path}, last {len(tail)} lines)")
+    for line in tail:
+        log("  " + line)
 
 
 # --- node faults (the e2e tests' `command` node provider calls these) ----------------------

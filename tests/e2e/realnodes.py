@@ -53,7 +53,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -155,7 +154,7 @@ class State:
                                     "network", "subnet", "gateway", "bridge", "node_image")},
             cgroup=data.get("cgroup", ""),
             nodes=tuple(NodeRecord(**n) for n in data["nodes"]),
-            processes=tuple(lc.ProcessRecord(**{**p, "argv": tuple(p["argv"])}) for p in data["processes"]),
+            processes=tuple(lc.ProcessRecord.from_json(p) for p in data["processes"]),
             host_sysctls=tuple((k, v) for k, v in data["host_sysctls"]),
             host_nft=data["host_nft"],
             ready=bool(data["ready"]),
@@ -165,28 +164,15 @@ class State:
 
 def default_state_dir(environ: Mapping[str, str]) -> Path:
     """One folder per checkout, short (dockerd's unix sockets live in it: 108 bytes)."""
-    explicit = environ.get("CHAOSLAB_K8S_NODES_DIR")
-    if explicit:
-        return Path(explicit)
-    digest = hashlib.sha256(str(lc.REPO_ROOT).encode()).hexdigest()[:10]
-    return Path(tempfile.gettempdir()) / f"chaoslab-nodes-{digest}"
+    return lc.checkout_state_dir(environ, "CHAOSLAB_K8S_NODES_DIR", "chaoslab-nodes")
 
 
 def read_state(state_dir: Path) -> State | None:
-    path = state_dir / "state.json"
-    try:
-        return State.from_json(json.loads(path.read_text()))
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise RealNodesError(f"{path} is unreadable ({exc}); remove {state_dir} by hand") from exc
+    return lc.read_state_file(state_dir, State.from_json, RealNodesError)
 
 
 def write_state(state: State) -> None:
-    path = Path(state.state_dir) / "state.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state.to_json(), indent=2))
-    tmp.rename(path)
+    lc.write_state_file(Path(state.state_dir), state.to_json())
 
 
 # --- host state: what must be the same after the suite ------------------------------------
@@ -687,20 +673,10 @@ def print_logs(state: State | None, log: Callable[[str], None], lines: int = 40)
         return
     lc.print_logs(lc.read_state(Path(state.control_plane_dir)), log, lines)
     for record in state.processes:
-        _print_tail(Path(record.log), record.name, log, lines)
+        lc.print_tail(Path(record.log), record.name, log, lines)
     for node in state.nodes:
         for name in ("kubelet", "containerd", "kube-proxy", "images"):
-            _print_tail(Path(state.state_dir) / "nodes" / node.name / "logs" / f"{name}.log", f"{node.name} {name}", log, lines)
-
-
-def _print_tail(path: Path, what: str, log: Callable[[str], None], lines: int) -> None:
-    try:
-        tail = path.read_text(errors="replace").splitlines()[-lines:]
-    except FileNotFoundError:
-        return
-    log(f"--- {what} ({path}, last {len(tail)} lines)")
-    for line in tail:
-        log("  " + line)
+            lc.print_tail(Path(state.state_dir) / "nodes" / node.name / "logs" / f"{name}.log", f"{node.name} {name}", log, lines)
 
 
 # --- command line -----------------------------------------------------------------------

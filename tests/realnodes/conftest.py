@@ -28,7 +28,7 @@ from kubernetes import client as k8s
 from kubernetes.config import new_client_from_config
 
 from chaoslab.results import RunData, read_run
-from tests.e2e import localcluster
+from tests import cleancluster
 from tests.e2e import realnodes
 from tests.e2e.realnodes import State
 from tests.engine.conftest import chaoslab_command
@@ -41,7 +41,8 @@ RUN_TIMEOUT_SECONDS = 900.0
 # How long the cleanliness check waits for the controllers to finish what a test started
 # (a restored node's taints lifted, a namespace's last pods deleted).
 SETTLE_SECONDS = 60.0
-MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=chaoslab"
+# How long a repair after a failed test may take to show.
+REPAIR_SECONDS = 120.0
 
 
 @pytest.fixture(scope="session")
@@ -125,19 +126,9 @@ def run_on_nodes(nodes: State, tmp_path: Path) -> Callable[..., LessonRun]:
 
 
 def cluster_problems(state: State, core: k8s.CoreV1Api) -> list[str]:
-    """What is not as `up` left it, read with the official client and the docker CLI."""
-    problems = [f"namespace {ns.metadata.name} left behind"
-                for ns in core.list_namespace(label_selector=MANAGED_BY_SELECTOR).items]
-    for node in core.list_node().items:
-        name = node.metadata.name
-        ready = next((c.status for c in node.status.conditions or () if c.type == "Ready"), "Unknown")
-        if node.spec.unschedulable:
-            problems.append(f"node {name} is cordoned")
-        if ready != "True":
-            problems.append(f"node {name} is Ready={ready}")
-        for taint in node.spec.taints or ():
-            if taint.key != localcluster.CONTROL_PLANE_LABEL:
-                problems.append(f"node {name} has taint {taint.key}:{taint.effect}")
+    """What is not as `up` left it, read with the official client (`cleancluster.api_problems`)
+    and the docker CLI: node containers not running, host sysctls changed."""
+    problems = cleancluster.api_problems(core)
     states = container_states(state)
     for record in state.nodes:
         if states.get(record.name) != "running":
@@ -150,24 +141,16 @@ def cluster_problems(state: State, core: k8s.CoreV1Api) -> list[str]:
 
 
 def settled_problems(state: State, core: k8s.CoreV1Api) -> list[str]:
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while True:
-        problems = cluster_problems(state, core)
-        if not problems or time.monotonic() >= deadline:
-            return problems
-        time.sleep(1.0)
+    return cleancluster.settled(lambda: cluster_problems(state, core), SETTLE_SECONDS, 1.0)
 
 
 @pytest.fixture(autouse=True)
 def cluster_left_clean(nodes: State, core: k8s.CoreV1Api) -> Iterator[None]:
     """Each test starts on a clean cluster and must leave it clean (teardown is ours to prove)."""
-    before = settled_problems(nodes, core)
-    assert not before, f"the real-node cluster was not clean before the test: {before}"
-    yield
-    problems = settled_problems(nodes, core)
-    if problems:
-        _repair(nodes, core)
-    assert not problems, f"the test left the cluster changed: {problems}"
+    with cleancluster.left_clean(
+        "real-node cluster", lambda: cluster_problems(nodes, core), lambda: _repair(nodes, core), settle_s=SETTLE_SECONDS, poll_s=1.0
+    ):
+        yield
 
 
 def _repair(state: State, core: k8s.CoreV1Api) -> None:
@@ -177,14 +160,8 @@ def _repair(state: State, core: k8s.CoreV1Api) -> None:
             docker(state, "unpause", name)
         elif status != "running":
             docker(state, "start", name)
-    for node in core.list_node().items:
-        if node.spec.unschedulable:
-            core.patch_node(node.metadata.name, {"spec": {"unschedulable": False}})
-    for ns in core.list_namespace(label_selector=MANAGED_BY_SELECTOR).items:
-        core.delete_namespace(ns.metadata.name)
-    deadline = time.monotonic() + 120
-    while cluster_problems(state, core) and time.monotonic() < deadline:
-        time.sleep(1.0)
+    cleancluster.repair_api(core)
+    cleancluster.wait_until_clean(lambda: cluster_problems(state, core), REPAIR_SECONDS)
 
 
 def save_numbers(name: str, result: LessonRun) -> Path:

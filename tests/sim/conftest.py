@@ -18,10 +18,11 @@ from tests.sim.helpers import FAST_TIMINGS
 def make_cluster(tmp_path: Path) -> Iterator[Callable[..., SimCluster]]:
     clusters: list[SimCluster] = []
 
-    def factory(nodes: int = 3, timings: SimTimings = FAST_TIMINGS, seed: int = 7) -> SimCluster:
-        cluster = SimCluster(
-            SimClusterSpec(nodes=nodes, timings=timings), workdir=tmp_path / f"sim{len(clusters)}", seed=seed
-        )
+    def factory(
+        nodes: int = 3, timings: SimTimings = FAST_TIMINGS, seed: int = 7, proxy_mode: str = "auto"
+    ) -> SimCluster:
+        spec = SimClusterSpec(nodes=nodes, timings=timings, proxy_mode=proxy_mode)
+        cluster = SimCluster(spec, workdir=tmp_path / f"sim{len(clusters)}", seed=seed)
         clusters.append(cluster)
         return cluster
 

@@ -12,8 +12,10 @@ import json
 import socket
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from chaoslab.cluster.base import ClusterEvent, Deployment
+from chaoslab.cluster.network import ClientNetwork, NetworkHTTPConnection
 from chaoslab.cluster.sim import SimCluster
 from chaoslab.spec import HttpGetAction, ProbeSpec, SimTimings, WorkloadSpec
 
@@ -55,10 +57,14 @@ def poll_until(predicate: Callable[[], object], timeout: float, what: str, inter
         time.sleep(interval)
 
 
-def get(url: str, timeout: float = 2.0, path: str = "/") -> str:
-    """One GET on a new connection: 'ok:<pod>', 'http_<status>', 'refused', 'reset' or 'timeout'."""
-    host, port = url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+def get(url: str, *, network: ClientNetwork, timeout: float = 2.0, path: str = "/") -> str:
+    """One GET on a new connection: 'ok:<pod>', 'http_<status>', 'refused', 'reset' or 'timeout'.
+
+    `network` is where the URL exists (`cluster.client_network()`): a sim cluster's
+    kernel Service addresses exist only in its private network, and the same address
+    from here would be somebody else's, so there is no default."""
+    parts = urlsplit(url)
+    connection = NetworkHTTPConnection(parts.hostname or "", parts.port or 80, timeout, network)
     try:
         connection.request("GET", path)
         response = connection.getresponse()

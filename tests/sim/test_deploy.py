@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import http.client
+from urllib.parse import urlsplit
 import sys
 
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from chaoslab.errors import ClusterError
 from chaoslab.spec import ContainerKillFault, NodeDrainFault, TargetSpec
 
+from chaoslab.cluster.network import NetworkHTTPConnection
 from tests.sim.helpers import EventRecorder, get, poll_until, workload
 
 
@@ -24,7 +25,7 @@ def test_three_replicas_answer_through_the_service_from_different_pods(make_clus
     assert len(cluster.endpoints(deployment)) == 3
 
     url = cluster.service_url(deployment)
-    answers = {get(url) for _ in range(40)}
+    answers = {get(url, network=cluster.client_network()) for _ in range(40)}
     assert answers == {f"ok:{p.name}" for p in pods}
 
 
@@ -64,7 +65,7 @@ def test_wait_ready_names_each_pod_that_is_not_ready_and_why(make_cluster):
 # A user's own server in place of the built-in app: Python's, on the pod's $PORT.
 STDLIB_HTTP_SERVER = workload(
     replicas=1,
-    command=[sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "$(PORT)"],
+    command=[sys.executable, "-m", "http.server", "--bind", "$(HOST)", "$(PORT)"],
     readiness_probe={"httpGet": {"path": "/"}, "periodSeconds": 1},
 )
 
@@ -73,8 +74,8 @@ def test_custom_command_listening_on_port_replaces_the_app(make_cluster):
     cluster = make_cluster(nodes=1)
     deployment = cluster.deploy(STDLIB_HTTP_SERVER)
     cluster.wait_ready(deployment, timeout=30)
-    host, port = cluster.service_url(deployment).removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    parts = urlsplit(cluster.service_url(deployment))
+    connection = NetworkHTTPConnection(parts.hostname or "", parts.port or 80, 5, cluster.client_network())
     try:
         connection.request("GET", "/")
         response = connection.getresponse()

@@ -50,7 +50,7 @@ ENGINE = textwrap.dedent(
         ScaleFault, SimClusterSpec, TargetSpec, WorkloadSpec)
 
     cluster = SimCluster(SimClusterSpec(nodes=2, timings={"podStartDelay": 0.02, "backOffInitial": 0.05}))
-    command = ["/bin/sh", "-c", "sleep 300 & exec " + sys.executable + " -m http.server --bind 127.0.0.1 $(PORT)"]
+    command = ["/bin/sh", "-c", "sleep 300 & exec " + sys.executable + " -m http.server --bind $(HOST) $(PORT)"]
     deployment = cluster.deploy(WorkloadSpec.model_validate({"name": "web", "replicas": 3, "command": command}))
     print("deployed", flush=True)
     rng = random.Random(int(sys.argv[1]))

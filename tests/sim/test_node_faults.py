@@ -26,7 +26,7 @@ def test_node_crash_blackholes_then_evicts_and_reschedules(make_cluster, rng):
     crashed = {p.name for p in cluster.pods(deployment) if p.node == "node-2"}
 
     # Until the controller notices, the dead pod is still routed to: packets vanish.
-    outcomes = [get(url, timeout=0.3) for _ in range(20)]
+    outcomes = [get(url, network=cluster.client_network(), timeout=0.3) for _ in range(20)]
     assert "timeout" in outcomes and "refused" not in outcomes and "reset" not in outcomes
 
     timings = FAST_TIMINGS
@@ -48,7 +48,7 @@ def test_node_crash_blackholes_then_evicts_and_reschedules(make_cluster, rng):
     tainted = [e for e in recorder.of("node_tainted", "node-2") if e.detail == NO_EXECUTE][0]
     assert 5 <= evicted.ts - tainted.ts < 6.5
     assert recorder.of("endpoint_removed", evicted.name)[0].ts < evicted.ts  # MarkPodsNotReady first
-    assert all(get(url, timeout=2).startswith("ok:") for _ in range(10))
+    assert all(get(url, network=cluster.client_network(), timeout=2).startswith("ok:") for _ in range(10))
 
     cluster.restore(injection)
     poll_until(lambda: recorder.of("pod_deleted", evicted.name), 10, "evicted pod finally deleted")
@@ -66,11 +66,11 @@ def test_node_hang_makes_clients_time_out_until_endpoints_drop(make_cluster, rng
 
     cluster.inject(deployment, NodeHangFault(action="node-hang", at=0, target=TargetSpec(name="node-1")), "f1", rng)
     (healthy_pod,) = [p.name for p in cluster.pods(deployment) if p.node == "node-2"]
-    outcomes = [get(url, timeout=0.3) for _ in range(14)]
+    outcomes = [get(url, network=cluster.client_network(), timeout=0.3) for _ in range(14)]
     assert "timeout" in outcomes and set(outcomes) <= {"timeout", f"ok:{healthy_pod}"}
 
     poll_until(lambda: recorder.of("endpoint_removed", hung_pod), 10, "hung pod removed from endpoints")
-    assert all(get(url, timeout=2).startswith("ok:") for _ in range(14))
+    assert all(get(url, network=cluster.client_network(), timeout=2).startswith("ok:") for _ in range(14))
     assert recorder.of("pod_not_ready", hung_pod)[0].reason == "NodeStatusUnknown"
 
     restore = NodeRestoreFault(action="node-restore", at=0)

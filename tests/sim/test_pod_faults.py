@@ -48,7 +48,7 @@ def test_forced_delete_kills_at_once_and_clients_see_the_survivors(make_cluster,
     deleted = recorder.of("pod_deleted", victim)
     assert deleted, "a forced delete removes the pod object at once"
     poll_until(lambda: recorder.of("endpoint_removed", victim), 5, "endpoint of the deleted pod removed")
-    answers = {get(cluster.service_url(deployment)) for _ in range(10)}
+    answers = {get(cluster.service_url(deployment), network=cluster.client_network()) for _ in range(10)}
     assert f"ok:{victim}" not in answers and all(a.startswith("ok:") for a in answers)
 
 
@@ -110,7 +110,7 @@ def test_scale_up_then_down_keeps_the_service_answering(make_cluster, rng):
         assert on_node[0] in survivors
     victims = set(layout) - survivors
     assert {e.name for e in recorder.of("pod_terminating") if e.reason == "ReplicaSet"} == victims
-    answers = {get(cluster.service_url(deployment)) for _ in range(30)}
+    answers = {get(cluster.service_url(deployment), network=cluster.client_network()) for _ in range(30)}
     assert answers == {f"ok:{name}" for name in survivors}
 
 

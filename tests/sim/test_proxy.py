@@ -17,6 +17,7 @@ from chaoslab.cluster.sim.kubelet import APP_PATH
 from chaoslab.cluster.sim.processes import ManagedProcess, PortAllocator, spawn
 from chaoslab.cluster.sim.service import PortTaken, ServiceProxyProcess
 
+from chaoslab.cluster.network import HOST_NETWORK
 from tests.sim.helpers import get, poll_until, workload
 
 
@@ -33,7 +34,7 @@ def backends(ports: PortAllocator) -> Iterator[dict[str, tuple[ManagedProcess, i
         env = dict(os.environ, PORT=str(port), POD_NAME=name, NODE_NAME="node-x")
         started[name] = (spawn([sys.executable, "-S", str(APP_PATH)], env, name, None), port)
     for name, (_, port) in started.items():
-        poll_until(lambda: get(f"http://127.0.0.1:{port}").startswith("ok:"), 15, f"{name} listening")
+        poll_until(lambda: get(f"http://127.0.0.1:{port}", network=HOST_NETWORK).startswith("ok:"), 15, f"{name} listening")
     yield started
     for process, _ in started.values():
         process.kill()
@@ -51,28 +52,28 @@ def _address(port: int) -> tuple[str, int]:
 
 
 def test_no_endpoints_means_connection_refused(proxy, backends):
-    assert get(proxy.url) == "refused"
+    assert get(proxy.url, network=HOST_NETWORK) == "refused"
     proxy.update([_address(backends["pod-a"][1])], [], ack=True)
-    assert get(proxy.url) == "ok:pod-a"
+    assert get(proxy.url, network=HOST_NETWORK) == "ok:pod-a"
     proxy.update([], [], ack=True)
-    assert get(proxy.url) == "refused"
+    assert get(proxy.url, network=HOST_NETWORK) == "refused"
 
 
 def test_new_connections_are_balanced_across_endpoints(proxy, backends):
     proxy.update([_address(port) for _, port in backends.values()], [], ack=True)
-    assert {get(proxy.url) for _ in range(30)} == {"ok:pod-a", "ok:pod-b"}
+    assert {get(proxy.url, network=HOST_NETWORK) for _ in range(30)} == {"ok:pod-a", "ok:pod-b"}
 
 
 def test_a_refusing_backend_resets_the_client_without_retry(proxy, ports):
     dead = ports.allocate()  # nothing listens there
     proxy.update([_address(dead)], [], ack=True)
-    assert {get(proxy.url) for _ in range(5)} == {"reset"}
+    assert {get(proxy.url, network=HOST_NETWORK) for _ in range(5)} == {"reset"}
 
 
 def test_blackholed_endpoint_times_out(proxy, backends):
     address = _address(backends["pod-a"][1])
     proxy.update([address], [address], ack=True)
-    assert get(proxy.url, timeout=0.5) == "timeout"
+    assert get(proxy.url, network=HOST_NETWORK, timeout=0.5) == "timeout"
 
 
 def test_established_connection_stays_pinned_after_endpoint_removal(proxy, backends):
@@ -84,7 +85,7 @@ def test_established_connection_stays_pinned_after_endpoint_removal(proxy, backe
         proxy.update([_address(backends["pod-b"][1])], [], ack=True)
         connection.request("GET", "/")  # same keep-alive connection: conntrack keeps it
         assert json.loads(connection.getresponse().read())["pod"] == "pod-a"
-        assert get(proxy.url) == "ok:pod-b"  # new connections follow the endpoints
+        assert get(proxy.url, network=HOST_NETWORK) == "ok:pod-b"  # new connections follow the endpoints
     finally:
         connection.close()
 
@@ -120,7 +121,7 @@ def test_a_port_taken_before_the_proxy_binds_it_is_said_plainly(ports: PortAlloc
 
 
 def test_the_cluster_moves_its_service_to_another_port_when_one_is_taken(make_cluster) -> None:
-    cluster = make_cluster(nodes=1)
+    cluster = make_cluster(nodes=1, proxy_mode="userspace")
     allocator = cluster._world.ports
     taken = allocator.allocate()
     handed_out = iter([taken])
@@ -133,4 +134,4 @@ def test_the_cluster_moves_its_service_to_another_port_when_one_is_taken(make_cl
         cluster.wait_ready(deployment, timeout=30)
         url = cluster.service_url(deployment)
         assert not url.endswith(f":{taken}")
-        assert get(url).startswith("ok:")
+        assert get(url, network=cluster.client_network()).startswith("ok:")

@@ -12,6 +12,10 @@ import time
 
 from chaoslab.spec import ContainerKillFault, NodeCrashFault, PodDeleteFault, ScaleFault, TargetSpec
 
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from chaoslab.cluster.network import HOST_NETWORK, ClientNetwork, NetworkHTTPConnection
 from tests.sim.helpers import EventRecorder, poll_until, workload
 
 
@@ -21,10 +25,27 @@ def stateful(**fields: object):
     return workload(**base)
 
 
-def request(url: str, method: str, path: str, body: str | None = None) -> tuple[int, dict[str, str], dict]:
-    """One request on a new connection: (status, X-Chaoslab-* headers, JSON body); (0, {}, {}) when it failed."""
-    host, port = url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=2.0)
+@dataclass(frozen=True)
+class Target:
+    """A Service URL and the network it exists in (a sim cluster's may be private)."""
+
+    url: str
+    network: ClientNetwork
+
+
+def ordinal(cluster, deployment, number: int) -> Target:
+    return Target(cluster.ordinal_url(deployment, number), cluster.client_network())
+
+
+def request(
+    target: Target | str, method: str, path: str, body: str | None = None
+) -> tuple[int, dict[str, str], dict]:
+    """One request on a new connection: (status, X-Chaoslab-* headers, JSON body); (0, {}, {}) when it failed.
+    A plain URL is on this machine's loopback (a kv process the test started itself)."""
+    if isinstance(target, str):
+        target = Target(target, HOST_NETWORK)
+    parts = urlsplit(target.url)
+    connection = NetworkHTTPConnection(parts.hostname or "", parts.port or 80, 2.0, target.network)
     try:
         connection.request(method, path, body=body.encode() if body is not None else None)
         response = connection.getresponse()
@@ -37,7 +58,7 @@ def request(url: str, method: str, path: str, body: str | None = None) -> tuple[
     return response.status, headers, payload
 
 
-def identity(url: str) -> dict:
+def identity(url: Target | str) -> dict:
     status, _, body = request(url, "GET", "/identity")
     return body if status == 200 else {}
 
@@ -69,7 +90,7 @@ def test_a_deleted_pod_comes_back_with_its_name_and_its_claim(make_cluster, rng)
     cluster = make_cluster(nodes=3)
     deployment = cluster.deploy(stateful(volume={"type": "volumeClaimTemplate"}))
     cluster.wait_ready(deployment, timeout=120)
-    url = cluster.ordinal_url(deployment, 1)
+    url = ordinal(cluster, deployment, 1)
     poll_until(lambda: identity(url).get("pod") == "db-1", 60, "db-1 answers on its ordinal address")
     before = identity(url)
     assert request(url, "PUT", "/kv/k1", "v1")[0] == 200
@@ -91,7 +112,7 @@ def test_an_empty_dir_is_emptied_with_its_pod_but_kept_across_container_restarts
     cluster = make_cluster(nodes=2)
     deployment = cluster.deploy(stateful(replicas=1, volume={"type": "emptyDir"}))
     cluster.wait_ready(deployment, timeout=120)
-    url = cluster.ordinal_url(deployment, 0)
+    url = ordinal(cluster, deployment, 0)
     poll_until(lambda: identity(url).get("pod") == "db-0", 60, "db-0 answers")
     first = identity(url)
     assert request(url, "PUT", "/kv/k1", "v1")[0] == 200

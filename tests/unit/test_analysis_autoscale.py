@@ -1,4 +1,4 @@
-"""The autoscaling metrics, worked by hand on small frames (definitions in analysis_autoscale.py)."""
+"""The autoscaling metrics, worked by hand on small frames (definitions in chaoslab/analysis/autoscale.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from chaoslab.analysis_autoscale import (
+from chaoslab.analysis.autoscale import (
     expected_replicas,
     first_scale_up,
     load_spike,

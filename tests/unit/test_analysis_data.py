@@ -1,4 +1,4 @@
-"""The data-integrity metrics (analysis_data.py, re-exported by analysis): exact counts on
+"""The data-integrity metrics (chaoslab/analysis/integrity.py, re-exported by analysis): exact counts on
 hand-built integrity tables, and the lost-writes budget in the verdict."""
 
 from __future__ import annotations

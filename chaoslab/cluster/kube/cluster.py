@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chaoslab.cluster.network import HOST_NETWORK, ClientNetwork
 from chaoslab.cluster.base import AutoscalerSample, ClusterEvent, Deployment, EventKind, Injection, Node, Pod
 from chaoslab.cluster.kube import manifests
 from chaoslab.cluster.kube.records import (
@@ -392,6 +393,10 @@ class KubernetesCluster:
                 f"({objects.kind} with {len(objects.ordinal_services)} ordinal Service(s))"
             )
         return self._node_port_url(deployment, objects.ordinal_services[ordinal])
+
+    def client_network(self) -> ClientNetwork:
+        """A real cluster's URLs are reached from this machine, as they are."""
+        return HOST_NETWORK
 
     def service_url(self, deployment: Deployment) -> str:
         """The URL the load generator uses (recorded in run.json by the engine).

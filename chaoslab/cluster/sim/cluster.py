@@ -34,9 +34,12 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from chaoslab.cluster.base import AutoscalerSample, ClusterEvent, Deployment, EventKind, Injection, Node, Pod
+from chaoslab.cluster.network import ClientNetwork, HostNetwork
 from chaoslab.cluster.sim.controllers import ControlPlane, desired_healthy
 from chaoslab.cluster.sim.hpa import HorizontalPodAutoscalers
+from chaoslab.cluster.sim.kernelservice import KernelService, KernelServices
 from chaoslab.cluster.sim.kubelet import Kubelet
+from chaoslab.cluster.sim.netns import NetworkUnavailable, PrivateNetwork
 from chaoslab.cluster.sim.probes import Prober
 from chaoslab.cluster.sim.processes import PortAllocator, Reaper, describe_exit, tail
 from chaoslab.cluster.sim.service import PortTaken, ServiceProxyProcess
@@ -80,15 +83,20 @@ READY_POLL_SECONDS = 0.05
 # machine binds each one first.
 SERVICE_PORT_ATTEMPTS = 5
 NAMESPACE = "sim"
+# How the user-space proxy path describes itself in run.json and the report.
+USERSPACE_DESCRIPTION = "user-space proxy on 127.0.0.1"
+
+Service = ServiceProxyProcess | KernelService
 
 T = TypeVar("T")
 
 
 def _kill_everything(
     world: World,
-    services: dict[str, ServiceProxyProcess],
+    services: dict[str, Service],
     prober: Prober,
-    ordinal_services: dict[str, dict[str, ServiceProxyProcess]],
+    ordinal_services: dict[str, dict[str, Service]],
+    network: PrivateNetwork | None,
 ) -> None:
     """Last-resort cleanup, shared by close() and the garbage collector / interpreter exit."""
     processes = [pod.process for pod in world.all_pods() if pod.process is not None]
@@ -103,6 +111,8 @@ def _kill_everything(
     services.clear()
     ordinal_services.clear()
     prober.close()
+    if network is not None:
+        network.close()  # its last process is gone: the namespace with it
     if world.reaper is not None:
         world.reaper.close()  # every group is gone and forgotten: it just exits
 
@@ -154,6 +164,14 @@ class SimCluster:
         # Started first, so that every process group after it is registered; it also
         # removes the temporary folder if the engine is killed.
         reaper = Reaper(remove=[self.workdir] if self._tmp is not None else [])
+        try:
+            self._network = self._private_network(spec, reaper)
+        except BaseException:
+            reaper.close()
+            if self._tmp is not None:
+                self._tmp.cleanup()
+            raise
+        self._kernel = KernelServices(self._network) if self._network is not None else None
         self._world = World(
             timings=timings,
             events=EventLog(clock),
@@ -162,16 +180,18 @@ class SimCluster:
             # same ports in the same order and race for each.
             ports=PortAllocator(port_rng if port_rng is not None else random.Random()),
             reaper=reaper,
+            addresses=self._kernel,
+            enter=self._network.preexec() if self._network is not None else None,
         )
-        self._prober = Prober()
+        self._prober = Prober(network=self.client_network())
         base_env = dict(os.environ)
         self._kubelets = {name: Kubelet(self._world, node, self._prober, base_env) for name, node in nodes.items()}
         self._autoscalers = HorizontalPodAutoscalers(self._world, clock)
         self._volumes = Volumes(self.workdir / "volumes")
         self._control = ControlPlane(self._world, self._rng, self._log_dir, self._publish, self._volumes)
-        self._services: dict[str, ServiceProxyProcess] = {}
-        # Per-ordinal Services of StatefulSets (`<pod name>` -> proxy), started on demand.
-        self._ordinal_services: dict[str, dict[str, ServiceProxyProcess]] = {}
+        self._services: dict[str, Service] = {}
+        # Per-ordinal Services of StatefulSets (`<pod name>` -> Service), started on demand.
+        self._ordinal_services: dict[str, dict[str, Service]] = {}
         self._service_failures: dict[str, str] = {}
         self._faults: dict[str, _ActiveFault] = {}
         self._timers: list[tuple[float, int, Callable[[float], None]]] = []
@@ -183,7 +203,7 @@ class SimCluster:
         self._closed = False
         self._close_lock = threading.Lock()
         self._finalizer = weakref.finalize(
-            self, _kill_everything, self._world, self._services, self._prober, self._ordinal_services
+            self, _kill_everything, self._world, self._services, self._prober, self._ordinal_services, self._network
         )
         for name in nodes:
             self._world.emit(EventKind.NODE_READY, "node", name, node=name, reason="NodeRegistered", detail="status=True")
@@ -231,9 +251,36 @@ class SimCluster:
 
         return self._call(create)
 
-    def _start_service(self, name: str, seed: int) -> ServiceProxyProcess:
-        """The Service's proxy on a free port; another port when a process elsewhere on
-        the machine takes the chosen one before the proxy binds it."""
+    def _private_network(self, spec: SimClusterSpec, reaper: Reaper) -> PrivateNetwork | None:
+        """The run's private network for the kernel Service, unless the spec asks for the
+        user-space proxy or (`auto`) this machine cannot make one; `fallback_reason` says why."""
+        self.fallback_reason = ""
+        if spec.proxy_mode == "userspace":
+            self.fallback_reason = "cluster.sim.proxyMode is userspace"
+            return None
+        try:
+            return PrivateNetwork.start(sys.executable, dict(os.environ), reaper, self._log_dir / "network.log")
+        except NetworkUnavailable as exc:
+            if spec.proxy_mode == "nftables":
+                raise ClusterError(
+                    f"cluster.sim.proxyMode is nftables, but this machine cannot give the run a private "
+                    f"network: {exc}. Use proxyMode: auto (falls back to the user-space proxy) or userspace"
+                ) from exc
+            self.fallback_reason = str(exc)
+            return None
+
+    def client_network(self) -> ClientNetwork:
+        """Where Locust and the probes must stand to reach this cluster's Service URLs."""
+        if self._network is not None:
+            return self._network
+        return HostNetwork(f"{USERSPACE_DESCRIPTION} ({self.fallback_reason})")
+
+    def _start_service(self, name: str, seed: int) -> Service:
+        """The Service: kube-proxy rules for a new ClusterIP on the kernel path; else the
+        user-space proxy on a free port, another port when a process elsewhere on the
+        machine takes the chosen one before the proxy binds it."""
+        if self._kernel is not None:
+            return self._kernel.create(name)
         for attempt in range(1, SERVICE_PORT_ATTEMPTS + 1):
             port = self._world.ports.allocate()
             try:
@@ -463,7 +510,7 @@ class SimCluster:
         except ClusterError as exc:
             self._service_failures[sim.name] = str(exc)
 
-    def _ordinal_service(self, deployment: Deployment, ordinal: int) -> ServiceProxyProcess:
+    def _ordinal_service(self, deployment: Deployment, ordinal: int) -> Service:
         sim = self._deployment(deployment)
         if not sim.spec.stateful:
             raise ClusterError(f"{sim.name} is a Deployment: its pods have no ordinals to address")
@@ -727,5 +774,6 @@ class SimCluster:
         for service in services:
             if service is not None:
                 service.stop()
-                self._world.ports.release(service.port)
+                if isinstance(service, ServiceProxyProcess):
+                    self._world.ports.release(service.port)
         self._service_failures.pop(name, None)

@@ -209,9 +209,17 @@ class ControlPlane:
                     continue
                 pod.node = node.name
                 pod.scheduled_at = now
+                self.world.assign_ip(pod, node.name)
                 pod.pending_reason = ""
                 pod.start_due = now + self.world.timings.pod_start_delay
-                self.world.emit(EventKind.POD_SCHEDULED, "pod", pod.name, node=node.name, reason="default-scheduler")
+                self.world.emit(
+                    EventKind.POD_SCHEDULED,
+                    "pod",
+                    pod.name,
+                    node=node.name,
+                    reason="default-scheduler",
+                    detail=f"ip={pod.ip}" if self.world.addresses is not None else "",
+                )
 
     def _pick_node(self, deployment: SimDeployment) -> SimNode | None:
         candidates = [node for node in self.world.nodes.values() if node.schedulable()]

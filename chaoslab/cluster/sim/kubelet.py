@@ -83,7 +83,10 @@ def container_env(deployment: SimDeployment, pod: SimPod, node: str, base: Mappi
     env.update(
         {
             "PORT": str(pod.port),
-            "HOST": "127.0.0.1",
+            # The address to bind: the pod's own IP on the kernel Service path (where
+            # 127.0.0.1 is not reachable through the Service, as in a real pod).
+            "HOST": pod.ip,
+            "POD_IP": pod.ip,
             "POD_NAME": pod.name,
             "NODE_NAME": node,
             "CHAOSLAB_LATENCY_MS": f"{spec.app.latency_ms:g}",
@@ -217,7 +220,9 @@ class Kubelet:
         try:
             if deployment.spec.command:
                 argv = shimmed(argv, env, self.python)
-            process = spawn(argv, env, label=pod.name, log_path=pod.log_path, reaper=self.world.reaper)
+            process = spawn(
+                argv, env, label=pod.name, log_path=pod.log_path, reaper=self.world.reaper, enter=self.world.enter
+            )
         except OSError as exc:
             # RunContainerError: the kubelet backs off exactly as after a crash.
             pod.last_exit = f"StartError: {exc}"
@@ -254,7 +259,8 @@ class Kubelet:
             "pod",
             pod.name,
             node=self.node.name,
-            detail=f"restartCount={pod.restart_count} pid={process.pid} port={pod.port}",
+            detail=f"restartCount={pod.restart_count} pid={process.pid} port={pod.port}"
+            + (f" ip={pod.ip}" if self.world.addresses is not None else ""),
         )
         spec = deployment.spec
         pod.readiness = (
@@ -359,7 +365,7 @@ class Kubelet:
             if now >= tracker.next_due:
                 spec = tracker.spec
                 tracker.in_flight = self.prober.submit(
-                    "127.0.0.1", pod.port, spec.http_get.path, float(spec.timeout_seconds)
+                    pod.ip, pod.port, spec.http_get.path, float(spec.timeout_seconds)
                 )
                 tracker.next_due += spec.period_seconds
                 if tracker.next_due <= now:

@@ -90,11 +90,16 @@ class PortAllocator:
         return True
 
 
-def _pdeathsig_preexec(parent_pid: int) -> Callable[[], None]:
-    """A preexec_fn arming PDEATHSIG; resolved in the parent so the child only calls it."""
+def _pdeathsig_preexec(parent_pid: int, enter: Callable[[], None] | None = None) -> Callable[[], None]:
+    """A preexec_fn arming PDEATHSIG; resolved in the parent so the child only calls it.
+
+    `enter` (the run's private network, netns.py) runs first: entering a user namespace
+    changes the process's credentials, and PDEATHSIG is armed after that."""
     prctl = ctypes.CDLL(None, use_errno=True).prctl
 
     def arm() -> None:
+        if enter is not None:
+            enter()
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died before prctl: die now
             os._exit(1)
@@ -161,8 +166,11 @@ def spawn(
     stdin: int | None = subprocess.DEVNULL,
     stdout: int | None = None,
     reaper: Reaper | None = None,
+    enter: Callable[[], None] | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> ManagedProcess:
-    """Start `argv` in its own process group with PDEATHSIG armed, registered with `reaper`.
+    """Start `argv` in its own process group with PDEATHSIG armed, registered with `reaper`;
+    inside the run's private network when `enter` is given (netns.PrivateNetwork.preexec).
 
     Output goes to `log_path` (appended, so restarts of a container share one log) or is
     discarded. Raises OSError when the program cannot be started.
@@ -176,8 +184,9 @@ def spawn(
             stdout=stdout if stdout is not None else (log if log is not None else subprocess.DEVNULL),
             stderr=log if log is not None else subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_pdeathsig_preexec(os.getpid()),  # noqa: PLW1509 - see module docstring
+            preexec_fn=_pdeathsig_preexec(os.getpid(), enter),  # noqa: PLW1509 - see module docstring
             close_fds=True,
+            pass_fds=tuple(pass_fds),
         )
     finally:
         if log is not None:

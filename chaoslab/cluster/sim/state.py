@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from chaoslab.cluster.base import ClusterEvent, EventKind, Node, Pod
 from chaoslab.cluster.sim.probes import ProbeResult
@@ -89,6 +90,14 @@ class ProbeTracker:
     last_failure: str = ""
 
 
+class PodIPs(Protocol):
+    """Where pod IPs come from and go back to (kernelservice.PodNetwork)."""
+
+    def allocate(self, node: str) -> str: ...
+
+    def release(self, ip: str) -> None: ...
+
+
 @dataclass(eq=False)
 class SimPod:
     name: str
@@ -96,6 +105,10 @@ class SimPod:
     port: int
     created: float
     sequence: int  # creation order, for "newer before older"
+    # The pod's IP: its own from its node's subnet on the kernel Service path
+    # (kernelservice.py), from scheduling until the pod object is gone; 127.0.0.1, shared
+    # by every pod, under the user-space proxy.
+    ip: str = "127.0.0.1"
     log_path: Path | None = None
     node: str | None = None
     scheduled_at: float | None = None
@@ -143,7 +156,7 @@ class SimPod:
 
     @property
     def address(self) -> tuple[str, int]:
-        return ("127.0.0.1", self.port)
+        return (self.ip, self.port)
 
     def snapshot(self) -> Pod:
         return Pod(
@@ -152,7 +165,7 @@ class SimPod:
             phase=self.phase,
             ready=self.ready and not self.terminating,
             restart_count=self.restart_count,
-            endpoint=f"127.0.0.1:{self.port}",
+            endpoint=f"{self.ip}:{self.port}",
         )
 
 
@@ -230,6 +243,10 @@ class World:
     ports: PortAllocator
     # Every process group started is registered here (processes.py, reaper.py).
     reaper: Reaper | None = None
+    # The kernel Service path (kernelservice.py): pod IPs come from here, and every pod
+    # process enters the run's network with `enter`; both None under the user-space proxy.
+    addresses: PodIPs | None = None
+    enter: Callable[[], None] | None = None
     deployments: dict[str, SimDeployment] = field(default_factory=dict)
     drains: dict[str, Drain] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -241,6 +258,17 @@ class World:
             for pod in deployment.pods.values()
             if pod.node == node
         ]
+
+    def assign_ip(self, pod: SimPod, node: str) -> None:
+        """The pod's sandbox gets its IP on `node` (kernel Service path only)."""
+        if self.addresses is not None:
+            pod.ip = self.addresses.allocate(node)
+
+    def release_ip(self, pod: SimPod) -> None:
+        """The pod's sandbox is gone, and its IP with it."""
+        if self.addresses is not None and pod.ip != "127.0.0.1":
+            self.addresses.release(pod.ip)
+            pod.ip = "127.0.0.1"
 
     def all_pods(self) -> list[SimPod]:
         return [pod for deployment in self.deployments.values() for pod in deployment.pods.values()]
@@ -312,6 +340,7 @@ class World:
             pod.process.kill()
             pod.process = None
         self.ports.release(pod.port)
+        self.release_ip(pod)
         if pod.scratch and pod.data_dir is not None and pod.data_dir.exists():
             shutil.rmtree(pod.data_dir)  # an emptyDir is deleted with its pod (stateful.py)
         self.emit(EventKind.POD_DELETED, "pod", pod.name, node=pod.node or "", reason=reason, detail=detail)

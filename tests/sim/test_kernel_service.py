@@ -1,0 +1,246 @@
+"""The kernel Service path: pod IPs, kube-proxy's nftables rules, what clients see.
+
+Real processes in a real private network namespace, real nft rules, real TCP: each
+test is a client's-eye view of one rule of kube-proxy's nftables mode (or of the
+network model around it), and the fallback to the user-space proxy when the machine
+cannot give a run its own network.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from chaoslab.cluster.network import NetworkHTTPConnection
+from chaoslab.cluster.sim import SimCluster
+from chaoslab.cluster.sim.kernelservice import KernelServices, PodAddresses, ServiceRules, render
+from chaoslab.cluster.sim.kubelet import APP_PATH
+from chaoslab.cluster.sim.netns import PrivateNetwork
+from chaoslab.cluster.sim.processes import spawn
+from chaoslab.reaper import Reaper
+from chaoslab.errors import ClusterError
+from chaoslab.spec import ContainerKillFault, NodeCrashFault, PodDeleteFault, ScaleFault, SimClusterSpec, TargetSpec
+
+from tests.sim.helpers import FAST_TIMINGS, EventRecorder, get, poll_until, workload
+
+
+def _kernel_cluster(make_cluster, nodes: int = 2) -> SimCluster:
+    cluster = make_cluster(nodes=nodes, proxy_mode="nftables")
+    assert cluster.client_network().description.startswith("kernel")
+    return cluster
+
+
+def test_every_pod_has_an_ip_of_its_nodes_subnet_and_a_replacement_gets_a_new_one(make_cluster, rng):
+    cluster = _kernel_cluster(make_cluster, nodes=2)
+    deployment = cluster.deploy(workload(replicas=2))
+    cluster.wait_ready(deployment, timeout=30)
+    pods = cluster.pods(deployment)
+    for pod in pods:
+        ip = ipaddress.IPv4Address(pod.endpoint.rsplit(":", 1)[0])
+        index = int(pod.node.rsplit("-", 1)[1])
+        assert ip in ipaddress.IPv4Network(f"10.244.{index}.0/24"), (pod.name, pod.node, ip)
+    url = cluster.service_url(deployment)
+    assert url == "http://10.96.0.11"
+    (victim,) = [p for p in pods if p.node == "node-1"]
+    cluster.inject(deployment, PodDeleteFault(action="pod-delete", at=0, target=TargetSpec(name=victim.name)), "f1", rng)
+    replacement = poll_until(
+        lambda: [p for p in cluster.pods(deployment) if p.name != victim.name and p.node == "node-1" and p.ready],
+        30,
+        "a ready replacement on node-1",
+    )[0]
+    assert replacement.endpoint.rsplit(":", 1)[0] != victim.endpoint.rsplit(":", 1)[0]
+    # The Service's address did not move: that is what it is for.
+    assert cluster.service_url(deployment) == url
+    assert get(url, network=cluster.client_network()).startswith("ok:")
+
+
+def test_each_new_connection_picks_a_backend_at_random(make_cluster):
+    cluster = _kernel_cluster(make_cluster, nodes=2)
+    deployment = cluster.deploy(workload(replicas=2))
+    cluster.wait_ready(deployment, timeout=30)
+    url = cluster.service_url(deployment)
+    answers = [get(url, network=cluster.client_network()) for _ in range(200)]
+    names = {f"ok:{p.name}" for p in cluster.pods(deployment)}
+    counts = {name: answers.count(name) for name in names}
+    assert set(answers) == names
+    # numgen random mod 2: binomial(200, 0.5); 60..140 fails about once in 10^8 runs.
+    assert all(60 <= count <= 140 for count in counts.values()), counts
+
+
+@pytest.fixture
+def kernel_services(tmp_path) -> Iterator[tuple[KernelServices, dict[str, tuple[str, int]]]]:
+    """A private network with kube-proxy's rules and two real pods (the built-in app) in it."""
+    reaper = Reaper(remove=[])
+    network = PrivateNetwork.start(sys.executable, dict(os.environ), reaper, tmp_path / "network.log")
+    services = KernelServices(network)
+    pods: dict[str, tuple[str, int]] = {}
+    processes = []
+    try:
+        for number, node in enumerate(("node-1", "node-2"), start=1):
+            ip = services.allocate(node)
+            port = 30000 + number
+            env = dict(os.environ, HOST=ip, PORT=str(port), POD_NAME=f"pod-{number}", NODE_NAME=node)
+            processes.append(
+                spawn([sys.executable, "-S", str(APP_PATH)], env, f"pod-{number}", None, reaper=reaper, enter=network.preexec())
+            )
+            pods[f"pod-{number}"] = (ip, port)
+        for ip, port in pods.values():
+            poll_until(lambda ip=ip, port=port: _connects(network, ip, port), 15, f"{ip}:{port} listening")
+        yield services, pods
+    finally:
+        for process in processes:
+            process.kill()
+        network.close()
+        reaper.close()
+
+
+def _connects(network: PrivateNetwork, ip: str, port: int) -> bool:
+    try:
+        network.connect((ip, port), 1.0).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_an_established_connection_stays_on_its_pod_after_its_endpoint_is_removed(kernel_services):
+    services, pods = kernel_services
+    service = services.create("web")
+    service.update([pods["pod-1"]], [])
+    connection = NetworkHTTPConnection(service.cluster_ip, 80, 5.0, services.network)
+    try:
+        connection.request("GET", "/")
+        assert json.loads(connection.getresponse().read())["pod"] == "pod-1"
+        service.update([pods["pod-2"]], [])
+        connection.request("GET", "/")  # the same connection: conntrack keeps its NAT
+        assert json.loads(connection.getresponse().read())["pod"] == "pod-1"
+        # New connections follow the rules.
+        assert get(service.url, network=services.network) == "ok:pod-2"
+    finally:
+        connection.close()
+
+
+def test_an_established_connection_to_a_lost_node_goes_silent(kernel_services):
+    services, pods = kernel_services
+    service = services.create("web")
+    service.update([pods["pod-1"]], [])
+    connection = NetworkHTTPConnection(service.cluster_ip, 80, 0.5, services.network)
+    try:
+        connection.request("GET", "/")
+        connection.getresponse().read()
+        service.update([pods["pod-1"]], [pods["pod-1"]])  # its node crashed: packets vanish
+        connection.request("GET", "/")
+        with pytest.raises(TimeoutError):
+            connection.getresponse()
+    finally:
+        connection.close()
+
+
+def test_a_service_without_endpoints_refuses(make_cluster, rng):
+    cluster = _kernel_cluster(make_cluster, nodes=1)
+    deployment = cluster.deploy(workload(replicas=1))
+    cluster.wait_ready(deployment, timeout=30)
+    url = cluster.service_url(deployment)
+    cluster.inject(deployment, ScaleFault(action="scale", at=0, replicas=0), "f1", rng)
+    poll_until(lambda: not cluster.endpoints(deployment), 15, "no endpoints")
+    assert {get(url, network=cluster.client_network()) for _ in range(5)} == {"refused"}
+
+
+def test_a_dead_container_on_a_live_node_is_refused_by_the_kernel(make_cluster, rng):
+    cluster = _kernel_cluster(make_cluster, nodes=1)
+    # Restarts are slow here, so the pod stays dead but listed for a moment.
+    deployment = cluster.deploy(workload(replicas=1, readiness_probe=None))
+    cluster.wait_ready(deployment, timeout=30)
+    (pod,) = cluster.pods(deployment)
+    address = pod.endpoint
+    recorder = EventRecorder(cluster)
+    cluster.inject(deployment, ContainerKillFault(action="container-kill", at=0), "f1", rng)
+    poll_until(lambda: recorder.of("container_died"), 10, "the container died")
+    host, port = address.rsplit(":", 1)
+    # Its IP is still there (the sandbox lives on); nothing listens on the port.
+    with pytest.raises(ConnectionRefusedError):
+        cluster.client_network().connect((host, int(port)), 2.0)
+
+
+def test_a_crashed_nodes_pods_time_out_until_their_endpoints_go(make_cluster, rng):
+    cluster = _kernel_cluster(make_cluster, nodes=2)
+    recorder = EventRecorder(cluster)
+    deployment = cluster.deploy(workload(replicas=2))
+    cluster.wait_ready(deployment, timeout=30)
+    url = cluster.service_url(deployment)
+    (lost,) = [p for p in cluster.pods(deployment) if p.node == "node-1"]
+    (healthy,) = [p.name for p in cluster.pods(deployment) if p.node == "node-2"]
+    cluster.inject(deployment, NodeCrashFault(action="node-crash", at=0, target=TargetSpec(name="node-1")), "f1", rng)
+    outcomes = [get(url, network=cluster.client_network(), timeout=0.3) for _ in range(16)]
+    # Packets to a lost node go nowhere: never refused, never reset.
+    assert "timeout" in outcomes and set(outcomes) <= {"timeout", f"ok:{healthy}"}, outcomes
+    host, port = lost.endpoint.rsplit(":", 1)
+    with pytest.raises(TimeoutError):
+        cluster.client_network().connect((host, int(port)), 0.3)
+    poll_until(lambda: recorder.of("endpoint_removed", lost.name), 15, "the lost pod's endpoint removed")
+    assert {get(url, network=cluster.client_network(), timeout=2) for _ in range(10)} == {f"ok:{healthy}"}
+
+
+def test_a_gone_pods_ip_times_out(make_cluster, rng):
+    """A stale rule that still routes to a deleted pod sends packets to a node that has
+    no such pod any more: they go nowhere (what the real-node calibration measured)."""
+    cluster = _kernel_cluster(make_cluster, nodes=1)
+    deployment = cluster.deploy(workload(replicas=1))
+    cluster.wait_ready(deployment, timeout=30)
+    (pod,) = cluster.pods(deployment)
+    cluster.inject(deployment, PodDeleteFault(action="pod-delete", at=0), "f1", rng)
+    poll_until(lambda: pod.name not in {p.name for p in cluster.pods(deployment)}, 30, "the pod object gone")
+    host, port = pod.endpoint.rsplit(":", 1)
+    with pytest.raises(TimeoutError):
+        cluster.client_network().connect((host, int(port)), 0.5)
+
+
+def test_the_rules_are_kube_proxys_nftables_rules():
+    ruleset = render(
+        [
+            ServiceRules("web", "10.96.0.11", (("10.244.1.2", 30001), ("10.244.2.2", 30002))),
+            ServiceRules("db-0", "10.96.0.12", ()),
+        ],
+        unreachable=["10.244.2.2"],
+    )
+    assert "10.96.0.11 . tcp . 80 : goto service-web-tcp" in ruleset
+    assert "10.96.0.12 . tcp . 80 : goto reject-chain" in ruleset
+    assert (
+        "meta l4proto tcp dnat ip addr . port to numgen random mod 2 map "
+        "{ 0 : 10.244.1.2 . 30001, 1 : 10.244.2.2 . 30002 }" in ruleset
+    )
+    assert "ct state new jump service-endpoints-check" in ruleset
+    assert "elements = { 10.244.2.2 }" in ruleset
+    assert "service-db-0-tcp" not in ruleset  # no endpoints: no service chain, a reject
+
+
+def test_pod_ips_come_back_only_after_the_range_was_used():
+    addresses = PodAddresses()
+    first = addresses.allocate("node-1")
+    addresses.release(first)
+    second = addresses.allocate("node-1")
+    assert first == "10.244.1.2" and second == "10.244.1.3"
+    assert addresses.allocate("node-3") == "10.244.3.2"
+
+
+def test_without_nft_auto_falls_back_to_the_user_space_proxy_and_says_why(make_cluster, monkeypatch, tmp_path):
+    # Our boundary: netns.find_tool is how the sim looks for nft and ip on this machine.
+    monkeypatch.setattr("chaoslab.cluster.sim.netns.find_tool", lambda name, path=None: None)
+    cluster = make_cluster(nodes=1, proxy_mode="auto")
+    description = cluster.client_network().description
+    assert description.startswith("user-space proxy on 127.0.0.1") and "nft and ip not found" in description
+    deployment = cluster.deploy(workload(replicas=1))
+    cluster.wait_ready(deployment, timeout=30)
+    url = cluster.service_url(deployment)
+    assert url.startswith("http://127.0.0.1:")
+    assert get(url, network=cluster.client_network()).startswith("ok:")
+
+
+def test_nftables_mode_refuses_a_machine_without_nft_naming_the_fallback(monkeypatch, tmp_path):
+    monkeypatch.setattr("chaoslab.cluster.sim.netns.find_tool", lambda name, path=None: None)
+    with pytest.raises(ClusterError, match=r"proxyMode is nftables.*nft and ip not found.*proxyMode: auto"):
+        SimCluster(SimClusterSpec(nodes=1, timings=FAST_TIMINGS, proxy_mode="nftables"), workdir=tmp_path)

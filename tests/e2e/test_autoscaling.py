@@ -5,7 +5,8 @@ autoscaled workload is refused before anything exists, naming metrics-server. Th
 object itself is created through our wrapper beside a plain workload and read back with
 the official client: the API server accepts our autoscaling/v2 body, fills in the same
 behaviour defaults chaoslab's model assumes, and the real HPA controller reports that it
-cannot get the CPU metric.
+cannot get the CPU metric. The watch the backend samples autoscaler.csv with sees that
+evaluation: the replicas it found, no utilisation, and why nothing was decided.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from kubernetes import client as k8s
 
 from chaoslab.cluster.kube.manifests import autoscaler_body, standard_labels
+from chaoslab.cluster.kube.watches import AutoscalerTracker, EventSink, ResourceWatcher, SampleSink
 from chaoslab.errors import ClusterError
 from chaoslab.spec import DEFAULT_SCALE_DOWN_POLICIES, DEFAULT_SCALE_UP_POLICIES
 from tests.e2e.conftest import EVENT_DEADLINE_SECONDS, MANAGED_BY_SELECTOR, workload
@@ -43,6 +45,12 @@ def test_the_hpa_body_is_accepted_defaulted_as_assumed_and_seen_by_the_controlle
     spec = workload(replicas=1, resources=REQUESTS, autoscaling=AUTOSCALING)
     plain = spec.model_copy(update={"autoscaling": None})
     deployment = cluster.deploy(plain)
+    # What KubernetesCluster watches when it creates the HPA itself (with autoscaling).
+    samples = SampleSink()
+    tracker = AutoscalerTracker(deployment.name, 80, samples)
+    watcher = ResourceWatcher(cluster.api, "horizontalpodautoscalers", deployment.namespace, tracker, EventSink(), timeout_seconds=10)  # type: ignore[attr-defined]
+    watcher.relist()
+    watcher.start()
     try:
         body = autoscaler_body(spec, deployment.name, standard_labels(spec.name))
         # Empty rules: the API server fills in its defaults (it leaves an absent behavior absent).
@@ -72,5 +80,14 @@ def test_the_hpa_body_is_accepted_defaulted_as_assumed_and_seen_by_the_controlle
                 break
             time.sleep(1.0)
         assert reasons and reasons <= {"FailedGetResourceMetric", "InvalidSelector"}, reasons
+        # That evaluation, as autoscaler.csv gets it: the Deployment's 1 replica found and
+        # kept (nothing decided), no utilisation, the target from the HPA's spec.
+        found: list = []
+        while time.monotonic() < deadline and not any(sample.reason in reasons for sample in found):
+            found += samples.drain()
+            time.sleep(0.5)
+        assert any(sample.reason in reasons for sample in found), f"seen: {found} (watch failure: {watcher.failure})"
+        assert {(s.name, s.current, s.desired, s.utilization, s.target, s.recommendation) for s in found} == {(deployment.name, 1, 1, None, 80, None)}
     finally:
+        watcher.stop()
         cluster.teardown(deployment)

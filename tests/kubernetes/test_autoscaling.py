@@ -20,7 +20,7 @@ from chaoslab.cluster.kube.client import connect
 from chaoslab.cluster.kube.convert import autoscaler_from_json
 from chaoslab.cluster.kube.manifests import autoscaler_body, generated_objects, with_autoscaler
 from chaoslab.cluster.kube.records import Condition
-from chaoslab.cluster.kube.watches import autoscaler_reason
+from chaoslab.cluster.kube.watches import AutoscalerTracker, SampleSink, autoscaler_reason
 from chaoslab.errors import EXIT_ENVIRONMENT, ClusterError
 from chaoslab.observe import EventRecorder
 from chaoslab.spec import Experiment
@@ -247,6 +247,28 @@ def test_the_reason_is_read_in_the_order_the_controller_sets_its_conditions() ->
     assert with_conditions(ScalingLimited=("False", "DesiredWithinRange"), AbleToScale=("True", "ScaleDownStabilized")) == "ScaleDownStabilized"
     assert with_conditions(ScalingLimited=("False", "DesiredWithinRange"), AbleToScale=("False", "FailedUpdateScale")) == "FailedUpdateScale"
     assert autoscaler_reason(replace(record, current_replicas=8)) == "current replicas above maxReplicas"  # as the sim says it
+    # Scaled to 0 (a scale fault): autoscaling is disabled before the bounds are looked at.
+    disabled = replace(record, current_replicas=0, desired_replicas=0, conditions=(Condition("ScalingActive", "False", "ScalingDisabled"),))
+    assert autoscaler_reason(disabled) == "ScalingDisabled"
+
+
+def test_a_count_outside_the_bounds_is_corrected_even_while_the_metric_fails() -> None:
+    # A scale fault to 9 while metrics fail: the controller sets maxReplicas without reading
+    # a metric, and the failed metric's condition is left from the sync before.
+    record = replace(
+        autoscaler_from_json(hpa_json()),
+        current_replicas=9,
+        desired_replicas=6,
+        conditions=(Condition("AbleToScale", "True", "SucceededRescale"), Condition("ScalingActive", "False", "FailedGetResourceMetric")),
+    )
+    samples = SampleSink()
+    AutoscalerTracker("web", 60, samples).changes(None, record, observed=1000.0)
+    (sample,) = samples.drain()
+    assert (sample.current, sample.desired, sample.reason) == (9, 6, "current replicas above maxReplicas")
+    failing = replace(record, current_replicas=4, desired_replicas=6)  # within bounds: nothing decided
+    AutoscalerTracker("web", 60, samples).changes(None, failing, observed=1000.0)
+    (sample,) = samples.drain()
+    assert (sample.current, sample.desired, sample.reason) == (4, 4, "FailedGetResourceMetric")
 
 
 def test_the_client_lists_and_watches_hpas_at_their_autoscaling_v2_path(server, tmp_path: Path) -> None:  # noqa: F811

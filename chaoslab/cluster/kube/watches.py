@@ -515,8 +515,8 @@ class SampleSink:
                 return samples
 
 
-# The HPA controller's status conditions (autoscaling/v2) and the reasons that say the
-# evaluation changed nothing because it had no metric (ScalingActive=False).
+# The HPA controller's status conditions (autoscaling/v2), and the AbleToScale reasons
+# that say a stabilization window held the recommendation back.
 ABLE_TO_SCALE, SCALING_ACTIVE, SCALING_LIMITED = "AbleToScale", "ScalingActive", "ScalingLimited"
 STABILIZED_REASONS = frozenset({"ScaleUpStabilized", "ScaleDownStabilized"})
 
@@ -533,23 +533,46 @@ def _evaluation(record: AutoscalerRecord) -> tuple[object, ...]:
     )
 
 
+def _out_of_range(record: AutoscalerRecord) -> str:
+    """The sim's reason when the count found was outside [minReplicas, maxReplicas], else "".
+
+    reconcileAutoscaler corrects such a count before it reads any metric; a target at 0
+    replicas comes before that (autoscaling disabled, ScalingActive=False ScalingDisabled).
+    """
+    current = record.current_replicas
+    if current == 0:
+        return ""
+    if record.max_replicas and current > record.max_replicas:
+        return "current replicas above maxReplicas"
+    if current < record.min_replicas:
+        return "current replicas below minReplicas"
+    return ""
+
+
+def _decided(record: AutoscalerRecord) -> bool:
+    """Whether this evaluation set desiredReplicas: not when the metric failed (or the
+    target is at 0), where the status keeps the previous decision."""
+    active = record.condition(SCALING_ACTIVE)
+    return bool(_out_of_range(record)) or active is None or active.status != "False"
+
+
 def autoscaler_reason(record: AutoscalerRecord) -> str:
     """What decided the evaluation, in the sim's words (autoscaler.csv `reason`), from the status.
 
     kube-controller-manager (podautoscaler reconcileAutoscaler) keeps conditions from
-    earlier syncs, so they are read in the order it sets them: ScalingActive=False means
-    the metric failed (or the target is at 0) and nothing was decided; a count outside
-    [minReplicas, maxReplicas] is corrected first; otherwise ScalingLimited=True names the
-    bound (ScaleUpLimit, TooManyReplicas, ...), then AbleToScale a stabilization window,
-    then ScalingLimited=False says DesiredWithinRange.
+    earlier syncs, so they are read in the order it sets them: a count outside
+    [minReplicas, maxReplicas] is corrected before any metric is read (ScalingActive may
+    be stale then); ScalingActive=False means the metric failed (or the target is at 0)
+    and nothing was decided; otherwise ScalingLimited=True names the bound (ScaleUpLimit,
+    TooManyReplicas, ...), then AbleToScale a stabilization window, then
+    ScalingLimited=False says DesiredWithinRange.
     """
+    bounded = _out_of_range(record)
+    if bounded:
+        return bounded
     active = record.condition(SCALING_ACTIVE)
     if active is not None and active.status == "False":
         return active.reason
-    if record.max_replicas and record.current_replicas > record.max_replicas:
-        return "current replicas above maxReplicas"
-    if record.current_replicas < record.min_replicas:
-        return "current replicas below minReplicas"
     limited = record.condition(SCALING_LIMITED)
     if limited is not None and limited.status == "True":
         return limited.reason
@@ -569,7 +592,7 @@ class AutoscalerTracker(Tracker):
     the change was seen, or the lastScaleTime it carries (whole seconds, kept as
     `event_time` keeps API times). Columns the status does not show (recommendation,
     ready, unready, missing) stay empty; `desired` is `current` when the evaluation
-    decided nothing (ScalingActive=False), as on sim.
+    decided nothing (ScalingActive=False within the bounds), as on sim.
     """
 
     def __init__(self, target: str, target_utilization: int, samples: SampleSink) -> None:
@@ -589,15 +612,13 @@ class AutoscalerTracker(Tracker):
         return []
 
     def sample(self, old: AutoscalerRecord | None, new: AutoscalerRecord, observed: float) -> AutoscalerSample:
-        active = new.condition(SCALING_ACTIVE)
-        decided = active is None or active.status != "False"
         # A first sighting cannot tell an old lastScaleTime from this evaluation's.
         rescaled = old is not None and new.last_scale_time is not None and old.last_scale_time != new.last_scale_time
         return AutoscalerSample(
             ts=event_time(new.last_scale_time, observed) if rescaled else observed,
             name=self._target,
             current=new.current_replicas,
-            desired=new.desired_replicas if decided else new.current_replicas,
+            desired=new.desired_replicas if _decided(new) else new.current_replicas,
             recommendation=None,
             utilization=new.utilization,
             target=new.target_utilization if new.target_utilization is not None else self._target_utilization,

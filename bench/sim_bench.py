@@ -181,9 +181,13 @@ def _run_locust(
 
 
 def bench_proxy() -> None:
-    """Locust against one pod directly and through the Service proxy, side by side."""
+    """Locust against one pod directly and through the Service proxy, side by side.
+
+    Pinned to the user-space proxy: with the default `auto` the Service is in the kernel,
+    its ClusterIP and the pod's IP exist only inside the run's network namespace, and a
+    Locust on the host must not send to them. service_bench.py compares both paths."""
     with tempfile.TemporaryDirectory(prefix="chaoslab-bench-") as folder, SimCluster(
-        SimClusterSpec(nodes=1), seed=3
+        SimClusterSpec(nodes=1, proxy_mode="userspace"), seed=3
     ) as cluster:
         locustfile = Path(folder) / "locustfile.py"
         locustfile.write_text(LOCUSTFILE)

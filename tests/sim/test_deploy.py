@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
 import sys
+from urllib.parse import urlsplit
 
 import pytest
 
+from chaoslab.cluster.network import NetworkHTTPConnection
 from chaoslab.errors import ClusterError
 from chaoslab.spec import ContainerKillFault, NodeDrainFault, TargetSpec
 
-from chaoslab.cluster.network import NetworkHTTPConnection
 from tests.sim.helpers import EventRecorder, get, poll_until, workload
 
 

@@ -8,17 +8,19 @@ cannot give a run its own network.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from chaoslab.cluster.network import NetworkHTTPConnection
 from chaoslab.cluster.sim import SimCluster
-from chaoslab.cluster.sim.kernelservice import KernelServices, PodAddresses, ServiceRules, render
+from chaoslab.cluster.sim.kernelservice import ICMP_RATE_BURST, KernelService, KernelServices, PodAddresses, ServiceRules, render
 from chaoslab.cluster.sim.kubelet import APP_PATH
 from chaoslab.cluster.sim.netns import PrivateNetwork
 from chaoslab.cluster.sim.processes import spawn
@@ -107,37 +109,39 @@ def _connects(network: PrivateNetwork, ip: str, port: int) -> bool:
     return True
 
 
-def test_an_established_connection_stays_on_its_pod_after_its_endpoint_is_removed(kernel_services):
+@contextlib.contextmanager
+def _connection_to_pod_1(kernel_services, timeout: float) -> Iterator[tuple[KernelService, NetworkHTTPConnection]]:
+    """A Service whose only endpoint is pod-1, and a keep-alive connection through it that
+    has had one answer from pod-1."""
     services, pods = kernel_services
     service = services.create("web")
     service.update([pods["pod-1"]], [])
-    connection = NetworkHTTPConnection(service.cluster_ip, 80, 5.0, services.network)
+    connection = NetworkHTTPConnection(service.cluster_ip, 80, timeout, services.network)
     try:
         connection.request("GET", "/")
         assert json.loads(connection.getresponse().read())["pod"] == "pod-1"
+        yield service, connection
+    finally:
+        connection.close()
+
+
+def test_an_established_connection_stays_on_its_pod_after_its_endpoint_is_removed(kernel_services):
+    services, pods = kernel_services
+    with _connection_to_pod_1(kernel_services, timeout=5.0) as (service, connection):
         service.update([pods["pod-2"]], [])
         connection.request("GET", "/")  # the same connection: conntrack keeps its NAT
         assert json.loads(connection.getresponse().read())["pod"] == "pod-1"
         # New connections follow the rules.
         assert get(service.url, network=services.network) == "ok:pod-2"
-    finally:
-        connection.close()
 
 
 def test_an_established_connection_to_a_lost_node_goes_silent(kernel_services):
-    services, pods = kernel_services
-    service = services.create("web")
-    service.update([pods["pod-1"]], [])
-    connection = NetworkHTTPConnection(service.cluster_ip, 80, 0.5, services.network)
-    try:
-        connection.request("GET", "/")
-        connection.getresponse().read()
+    _, pods = kernel_services
+    with _connection_to_pod_1(kernel_services, timeout=0.5) as (service, connection):
         service.update([pods["pod-1"]], [pods["pod-1"]])  # its node crashed: packets vanish
         connection.request("GET", "/")
         with pytest.raises(TimeoutError):
             connection.getresponse()
-    finally:
-        connection.close()
 
 
 def test_a_service_without_endpoints_refuses(make_cluster, rng):
@@ -147,7 +151,20 @@ def test_a_service_without_endpoints_refuses(make_cluster, rng):
     url = cluster.service_url(deployment)
     cluster.inject(deployment, ScaleFault(action="scale", at=0, replicas=0), "f1", rng)
     poll_until(lambda: not cluster.endpoints(deployment), 15, "no endpoints")
-    assert {get(url, network=cluster.client_network()) for _ in range(5)} == {"refused"}
+    network = cluster.client_network()
+    # kube-proxy's reject, as much of it as the kernel's ICMP budget answers: a burst...
+    quick = [_timed(lambda: get(url, network=network)) for _ in range(ICMP_RATE_BURST)]
+    assert [answer for answer, _ in quick] == ["refused"] * ICMP_RATE_BURST
+    assert all(seconds < 0.5 for _, seconds in quick), quick
+    # ... then one a second: the next SYN goes unanswered and its retransmit is refused.
+    answer, seconds = _timed(lambda: get(url, network=network, timeout=5.0))
+    assert answer == "refused" and 0.5 < seconds < 3.5, (answer, seconds)
+
+
+def _timed(call):
+    started = time.monotonic()
+    answer = call()
+    return answer, time.monotonic() - started
 
 
 def test_a_dead_container_on_a_live_node_is_refused_by_the_kernel(make_cluster, rng):

@@ -9,13 +9,12 @@ from __future__ import annotations
 import http.client
 import json
 import time
-
-from chaoslab.spec import ContainerKillFault, NodeCrashFault, PodDeleteFault, ScaleFault, TargetSpec
-
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from chaoslab.cluster.network import HOST_NETWORK, ClientNetwork, NetworkHTTPConnection
+from chaoslab.spec import ContainerKillFault, NodeCrashFault, PodDeleteFault, ScaleFault, TargetSpec
+
 from tests.sim.helpers import EventRecorder, poll_until, workload
 
 

@@ -378,7 +378,27 @@ def _workload_warnings(experiment: Experiment) -> list[str]:
                 "the sim backend runs the built-in app (or workload.command) on this machine "
                 f"and ignores {', '.join(ignored)}; they apply on the kubernetes backend only"
             )
+        warnings += _loopback_command_warning(experiment)
     return warnings
+
+
+# How a command says it listens on loopback only.
+_LOOPBACK_WORDS = ("127.0.0.1", "localhost")
+
+
+def _loopback_command_warning(experiment: Experiment) -> list[str]:
+    """A workload.command bound to loopback: on the sim's kernel Service path (the default
+    where the machine allows it) a pod is reached at its own IP, as in a real pod, so it
+    never answers its readiness probe or the Service."""
+    workload = experiment.workload
+    words = [*(workload.command or []), *(workload.args or [])] if workload.command else []
+    if experiment.cluster.sim.proxy_mode == "userspace" or not any(w in part for part in words for w in _LOOPBACK_WORDS):
+        return []
+    return [
+        "workload.command listens on loopback (127.0.0.1/localhost): a pod is reached at its own "
+        "IP, on sim's kernel Service path as in a real pod, so it would never be Ready; bind "
+        "$(HOST) (the pod's IP) or 0.0.0.0 with $(PORT)"
+    ]
 
 
 def _stages_text(experiment: Experiment) -> str:

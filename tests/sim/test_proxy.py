@@ -13,11 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from chaoslab.cluster.network import HOST_NETWORK
 from chaoslab.cluster.sim.kubelet import APP_PATH
 from chaoslab.cluster.sim.processes import ManagedProcess, PortAllocator, spawn
 from chaoslab.cluster.sim.service import PortTaken, ServiceProxyProcess
 
-from chaoslab.cluster.network import HOST_NETWORK
 from tests.sim.helpers import get, poll_until, workload
 
 

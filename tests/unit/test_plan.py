@@ -403,3 +403,21 @@ def test_the_fight_is_named_only_at_the_sweep_points_with_an_autoscaler() -> Non
     narrow, wide = _fights(build_plan(swept))
     assert narrow.startswith("at workload.autoscaling.maxReplicas=2: f0 scale to 3") and "sets 2 again" in narrow
     assert wide.startswith("at workload.autoscaling.maxReplicas=4: f0 scale to 3") and "what the CPU asks for" in wide
+
+
+@pytest.mark.parametrize(
+    ("command", "proxy_mode", "warned"),
+    [
+        (["python3", "-m", "http.server", "--bind", "127.0.0.1", "$(PORT)"], "auto", True),
+        (["sh", "-c", "exec server --listen localhost:$(PORT)"], "nftables", True),
+        (["python3", "-m", "http.server", "--bind", "$(HOST)", "$(PORT)"], "auto", False),
+        # The user-space proxy reaches every pod on 127.0.0.1: loopback is right there.
+        (["python3", "-m", "http.server", "--bind", "127.0.0.1", "$(PORT)"], "userspace", False),
+    ],
+)
+def test_a_command_bound_to_loopback_warns_that_pods_are_reached_at_their_own_ip(command, proxy_mode, warned) -> None:
+    exp = experiment(cluster={"sim": {"proxyMode": proxy_mode}}, workload={"command": command, "readinessProbe": PROBE})
+    warnings = [w for w in build_plan(exp).warnings if "listens on loopback" in w]
+    assert bool(warnings) == warned, warnings
+    if warned:
+        assert "$(HOST)" in warnings[0]

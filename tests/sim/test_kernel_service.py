@@ -20,7 +20,7 @@ import pytest
 
 from chaoslab.cluster.network import NetworkHTTPConnection
 from chaoslab.cluster.sim import SimCluster
-from chaoslab.cluster.sim.kernelservice import ICMP_RATE_BURST, KernelService, KernelServices, PodAddresses, ServiceRules, render
+from chaoslab.cluster.sim.kernelservice import ICMP_RATE_BURST, KernelService, KernelServices, PodAddresses
 from chaoslab.cluster.sim.kubelet import APP_PATH
 from chaoslab.cluster.sim.netns import PrivateNetwork
 from chaoslab.cluster.sim.processes import spawn
@@ -216,23 +216,24 @@ def test_a_gone_pods_ip_times_out(make_cluster, rng):
         cluster.client_network().connect((host, int(port)), 0.5)
 
 
-def test_the_rules_are_kube_proxys_nftables_rules():
-    ruleset = render(
-        [
-            ServiceRules("web", "10.96.0.11", (("10.244.1.2", 30001), ("10.244.2.2", 30002))),
-            ServiceRules("db-0", "10.96.0.12", ()),
-        ],
-        unreachable=["10.244.2.2"],
-    )
-    assert "10.96.0.11 . tcp . 80 : goto service-web-tcp" in ruleset
-    assert "10.96.0.12 . tcp . 80 : goto reject-chain" in ruleset
-    assert (
-        "meta l4proto tcp dnat ip addr . port to numgen random mod 2 map "
-        "{ 0 : 10.244.1.2 . 30001, 1 : 10.244.2.2 . 30002 }" in ruleset
-    )
-    assert "ct state new jump service-endpoints-check" in ruleset
-    assert "elements = { 10.244.2.2 }" in ruleset
-    assert "service-db-0-tcp" not in ruleset  # no endpoints: no service chain, a reject
+def test_each_sync_is_one_transaction_the_kernel_takes(kernel_services):
+    """The rules as nft itself lists them back after two syncs: kube-proxy's maps and
+    chains, a Service's chain gone with its last endpoint, the lost-node set emptied."""
+    services, pods = kernel_services
+    web, db = services.create("web"), services.create("db-0")
+    web.update([pods["pod-1"], pods["pod-2"]], [pods["pod-2"]])
+    listed = services.network.run([services.network.nft, "list", "table", "ip", "kube-proxy"])
+    pod_1, pod_2 = (f"{ip} . {port}" for ip, port in (pods["pod-1"], pods["pod-2"]))
+    assert f"{web.cluster_ip} . tcp . 80 : goto service-web-tcp" in listed
+    assert f"{db.cluster_ip} . tcp . 80 : goto reject-chain" in listed
+    # (nft lists "dnat ip addr . port to" as "dnat ip to")
+    assert f"dnat ip to numgen random mod 2 map {{ 0 : {pod_1}, 1 : {pod_2} }}" in listed
+    assert f"elements = {{ {pods['pod-2'][0]} }}" in listed
+    web.update([], [])
+    listed = services.network.run([services.network.nft, "list", "table", "ip", "kube-proxy"])
+    assert "service-web-tcp" not in listed  # no endpoints: no service chain, a reject
+    assert f"{web.cluster_ip} . tcp . 80 : goto reject-chain" in listed
+    assert pods["pod-2"][0] not in listed
 
 
 def test_pod_ips_come_back_only_after_the_range_was_used():

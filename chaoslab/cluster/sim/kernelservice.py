@@ -36,8 +36,9 @@ see is what a kernel does:
   answers for it with a reset, and clients see "connection refused", as on a node.
   These two rules are the simulator's model of the network, not kube-proxy's.
 
-The ruleset is rendered whole from the current state (`render`, a pure function) and
-loaded with `nft -f`, which applies it atomically.
+The table's fixed part is loaded once (`render_table`); each sync is one nft
+transaction written from the state before and after (`render_sync`, pure functions),
+which `nft -f` applies atomically, as kube-proxy's syncs are.
 """
 
 from __future__ import annotations
@@ -109,92 +110,98 @@ class ServiceRules:
     endpoints: tuple[Address, ...]
 
 
-def render(services: Iterable[ServiceRules], unreachable: Iterable[str]) -> str:
-    """The whole `ip kube-proxy` table, replacing any earlier one in the same transaction."""
-    services = sorted(services, key=lambda service: service.cluster_ip)
-    lines = [
-        # Creating then deleting the table makes "delete" safe when it does not exist yet.
-        f"table ip {TABLE} {{ }}",
-        f"delete table ip {TABLE}",
-        f"table ip {TABLE} {{",
-        '  comment "rules for kube-proxy (chaoslab sim)"',
-        "  set unreachable {",
-        "    type ipv4_addr",
-        '    comment "pods on a crashed or hung node: their packets go nowhere"',
-    ]
-    dead = sorted(set(unreachable), key=ipaddress.IPv4Address)
-    if dead:
-        lines.append(f"    elements = {{ {', '.join(dead)} }}")
-    lines += [
-        "  }",
-        "  map service-ips {",
-        "    type ipv4_addr . inet_proto . inet_service : verdict",
-    ]
-    live = [service for service in services if service.endpoints]
-    if live:
-        elements = ", ".join(
-            f"{service.cluster_ip} . tcp . {SERVICE_PORT} : goto {_chain(service)}" for service in live
-        )
-        lines.append(f"    elements = {{ {elements} }}")
-    lines += [
-        "  }",
-        "  map no-endpoint-services {",
-        "    type ipv4_addr . inet_proto . inet_service : verdict",
-    ]
-    empty = [service for service in services if not service.endpoints]
-    if empty:
-        elements = ", ".join(f"{service.cluster_ip} . tcp . {SERVICE_PORT} : goto reject-chain" for service in empty)
-        lines.append(f"    elements = {{ {elements} }}")
-    lines += [
-        "  }",
-        "  chain reject-chain {",
-        # kube-proxy writes `reject`: an ICMP port unreachable, which the kernel rate-
-        # limits per client address (net.ipv4.icmp_ratelimit, 1000 ms, in a token bucket
-        # of 6: XRLIM_BURST_FACTOR in net/ipv4/icmp.c), so most SYNs to a Service
-        # without endpoints go unanswered and are retransmitted a second later (the
-        # real-node calibration shows it). Our clients speak from 127.0.0.1, to which
-        # no ICMP error from a ClusterIP is delivered, so TCP gets the other answer that
-        # means "refused", a reset, under the same limit; the rest are dropped.
-        f"    meta l4proto tcp limit rate 1/second burst {ICMP_RATE_BURST} packets reject with tcp reset",
-        "    drop",
-        "  }",
-        "  chain service-endpoints-check {",
-        "    ip daddr . meta l4proto . th dport vmap @no-endpoint-services",
-        "  }",
-        "  chain services {",
-        "    ip daddr . meta l4proto . th dport vmap @service-ips",
-        "  }",
-        "  chain nat-output {",
-        "    type nat hook output priority -100; policy accept;",
-        "    jump services",
-        "  }",
+def render_table() -> str:
+    """The `ip kube-proxy` table's fixed part: base chains, maps, the reject and the
+    network model. Loaded once; `render_sync` changes only what a sync changes, so
+    state in the table (the reject budget) lives on across syncs, as the kernel's does."""
+    return "\n".join(
+        [
+            f"table ip {TABLE} {{",
+            '  comment "rules for kube-proxy (chaoslab sim)"',
+            "  set unreachable {",
+            "    type ipv4_addr",
+            '    comment "pods on a crashed or hung node: their packets go nowhere"',
+            "  }",
+            "  map service-ips {",
+            "    type ipv4_addr . inet_proto . inet_service : verdict",
+            "  }",
+            "  map no-endpoint-services {",
+            "    type ipv4_addr . inet_proto . inet_service : verdict",
+            "  }",
+            # kube-proxy writes `reject`: an ICMP port unreachable, which the kernel
+            # rate-limits per client address (net.ipv4.icmp_ratelimit, 1000 ms, in a
+            # token bucket of 6: XRLIM_BURST_FACTOR in net/ipv4/icmp.c), so most SYNs to
+            # a Service without endpoints go unanswered and are retransmitted a second
+            # later (the real-node calibration shows it). Our clients speak from
+            # 127.0.0.1, to which no ICMP error from a ClusterIP is delivered, so TCP
+            # gets the other answer that means "refused", a reset, under the same budget;
+            # the rest are dropped.
+            "  limit reject-budget {",
+            f"    rate 1/second burst {ICMP_RATE_BURST} packets",
+            "  }",
+            "  chain reject-chain {",
+            '    meta l4proto tcp limit name "reject-budget" reject with tcp reset',
+            "    drop",
+            "  }",
+            "  chain service-endpoints-check {",
+            "    ip daddr . meta l4proto . th dport vmap @no-endpoint-services",
+            "  }",
+            "  chain services {",
+            "    ip daddr . meta l4proto . th dport vmap @service-ips",
+            "  }",
+            "  chain nat-output {",
+            "    type nat hook output priority -100; policy accept;",
+            "    jump services",
+            "  }",
+            # As kube-proxy does for a node's own clients: before the packet leaves, so a
+            # SYN dropped here leaves no conntrack entry and its retransmit is routed
+            # anew (to an endpoint that came back meanwhile).
+            "  chain filter-output {",
+            "    type filter hook output priority 0; policy accept;",
+            "    ct state new jump service-endpoints-check",
+            "  }",
+            # The network model, on the far side of the loopback: a packet is dropped
+            # where it arrives, after it left (conntrack confirmed its NAT on the way
+            # out), as on a cluster where the entry node's conntrack keeps the
+            # connection on the lost pod and the SYN's retransmits go there too.
+            "  chain filter-prerouting {",
+            "    type filter hook prerouting priority 0; policy accept;",
+            "    ip daddr @unreachable drop",
+            f"    ip daddr {POD_NETWORK} fib daddr type != local drop",
+            "  }",
+            "}",
+        ]
+    ) + "\n"
 
-        # The network model, on the far side of the loopback: a packet is dropped where
-        # it arrives, after it left (conntrack confirmed its NAT on the way out), as on a
-        # cluster where the entry node's conntrack keeps the connection on the lost pod
-        # and the SYN's retransmits go there too. Dropped on the way out instead, the
-        # connection would never be confirmed, and a retransmit would be balanced anew.
-        # As kube-proxy for local clients: before the packet leaves, so a SYN dropped
-        # here leaves no conntrack entry and its retransmit is routed anew (to the
-        # endpoint that came back meanwhile).
-        "  chain filter-output {",
-        "    type filter hook output priority 0; policy accept;",
-        "    ct state new jump service-endpoints-check",
-        "  }",
-        "  chain filter-prerouting {",
-        "    type filter hook prerouting priority 0; policy accept;",
-        "    ip daddr @unreachable drop",
-        f"    ip daddr {POD_NETWORK} fib daddr type != local drop",
-        "  }",
-    ]
+
+def render_sync(before: Iterable[ServiceRules], services: Iterable[ServiceRules], unreachable: Iterable[str]) -> str:
+    """One sync, as one nft transaction: the maps and the lost-node set rewritten, the
+    chains of Services that had endpoints `before` removed, those of `services` with
+    endpoints written."""
+    table = f"ip {TABLE}"
+    services = sorted(services, key=lambda service: service.cluster_ip)
+    live = [service for service in services if service.endpoints]
+    empty = [service for service in services if not service.endpoints]
+    lines = [f"flush map {table} service-ips", f"flush map {table} no-endpoint-services", f"flush set {table} unreachable"]
+    for service in before:
+        if service.endpoints:
+            lines += [f"flush chain {table} {_chain(service)}", f"delete chain {table} {_chain(service)}"]
     for service in live:
         backends = ", ".join(f"{index} : {ip} . {port}" for index, (ip, port) in enumerate(service.endpoints))
         lines += [
-            f"  chain {_chain(service)} {{",
-            f"    meta l4proto tcp dnat ip addr . port to numgen random mod {len(service.endpoints)} map {{ {backends} }}",
-            "  }",
+            f"add chain {table} {_chain(service)}",
+            f"add rule {table} {_chain(service)} meta l4proto tcp dnat ip addr . port to "
+            f"numgen random mod {len(service.endpoints)} map {{ {backends} }}",
         ]
-    lines.append("}")
+    if live:
+        elements = ", ".join(f"{s.cluster_ip} . tcp . {SERVICE_PORT} : goto {_chain(s)}" for s in live)
+        lines.append(f"add element {table} service-ips {{ {elements} }}")
+    if empty:
+        elements = ", ".join(f"{s.cluster_ip} . tcp . {SERVICE_PORT} : goto reject-chain" for s in empty)
+        lines.append(f"add element {table} no-endpoint-services {{ {elements} }}")
+    dead = sorted(set(unreachable), key=ipaddress.IPv4Address)
+    if dead:
+        lines.append(f"add element {table} unreachable {{ {', '.join(dead)} }}")
     return "\n".join(lines) + "\n"
 
 
@@ -212,6 +219,8 @@ class KernelServices:
         self._next_ip = FIRST_CLUSTER_IP
         self._services: dict[str, ServiceRules] = {}
         self._blackholes: dict[str, frozenset[str]] = {}
+        self._synced: tuple[ServiceRules, ...] = ()  # what the kernel has now
+        network.nft_apply(render_table())
 
     def create(self, name: str) -> KernelService:
         ip = str(self._next_ip)
@@ -255,7 +264,9 @@ class KernelServices:
 
     def _apply(self) -> None:
         unreachable = frozenset().union(*self._blackholes.values())
-        self.network.nft_apply(render(self._services.values(), unreachable))
+        services = tuple(self._services.values())
+        self.network.nft_apply(render_sync(self._synced, services, unreachable))
+        self._synced = services
 
 
 class KernelService:

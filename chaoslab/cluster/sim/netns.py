@@ -154,13 +154,15 @@ class PrivateNetwork:
         """Load an nft script atomically (nft -f: all of it or nothing)."""
         self.run([self.nft, "-f", "-"], ruleset)
 
-    def run(self, argv: list[str], text: str | None = None) -> None:
-        """Run ip/nft inside as the namespace's root; ClusterError with its words on failure."""
+    def run(self, argv: list[str], text: str | None = None) -> str:
+        """Run ip/nft inside as the namespace's root and return what it printed;
+        ClusterError with its words on failure."""
         with self._lock:
             self._send({"op": "run", "argv": argv, "input": text})
             reply = self._receive(REQUEST_TIMEOUT)[0]
         if not reply.get("ok"):
             raise ClusterError(f"the run's network refused {' '.join(argv[:3])}: {reply.get('error')}")
+        return str(reply.get("output") or "")
 
     @property
     def namespace_id(self) -> str:

@@ -8,7 +8,7 @@ CLONE_NEWNET), maps the engine's user to root inside (as `unshare -Urn` does), b
 `lo` up with routes for the pod and Service ranges, and then serves the engine over a
 SOCK_SEQPACKET socket (one JSON request per message):
 
-  {"op": "run", "argv": ["nft", "-f", "-"], "input": "..."}  -> {"ok": true} | {"ok": false, "error": "..."}
+  {"op": "run", "argv": ["nft", "-f", "-"], "input": "..."}  -> {"ok": true, "output": "..."} | {"ok": false, "error": "..."}
   {"op": "socket"}                                           -> {"ok": true} with a TCP socket's fd
                                                                 (SCM_RIGHTS), made inside the namespace
 
@@ -69,18 +69,18 @@ def _unshare() -> None:
         handle.write(f"0 {gid} 1")
 
 
-def _run(argv: list[str], text: str | None = None) -> str:
-    """Run one command; '' on success, else what it said."""
+def _run(argv: list[str], text: str | None = None) -> tuple[str, str]:
+    """Run one command: (what it printed, '') on success, else ('', what it said)."""
     try:
         done = subprocess.run(
             argv, input=text, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"{argv[0]}: {exc}"
+        return "", f"{argv[0]}: {exc}"
     if done.returncode != 0:
         said = (done.stderr or done.stdout).strip().splitlines()
-        return f"{' '.join(argv[:3])}: exit {done.returncode}: {' | '.join(said[-3:])}"
-    return ""
+        return "", f"{' '.join(argv[:3])}: exit {done.returncode}: {' | '.join(said[-3:])}"
+    return done.stdout, ""
 
 
 def _set_up(ip: str) -> str:
@@ -92,7 +92,7 @@ def _set_up(ip: str) -> str:
         [ip, "route", "add", POD_CIDR, "dev", "lo", "src", CLIENT_IP],
         [ip, "route", "add", SERVICE_CIDR, "dev", "lo", "src", CLIENT_IP],
     ):
-        problem = _run(argv)
+        _, problem = _run(argv)
         if problem:
             return problem
     return ""
@@ -127,8 +127,8 @@ def serve(channel: socket.socket) -> None:
             finally:
                 made.close()
         elif op == "run":
-            problem = _run([str(part) for part in request["argv"]], request.get("input"))
-            _send(channel, {"ok": not problem, "error": problem})
+            output, problem = _run([str(part) for part in request["argv"]], request.get("input"))
+            _send(channel, {"ok": not problem, "error": problem, "output": output[: MAX_MESSAGE // 2]})
         else:
             _send(channel, {"ok": False, "error": f"unknown op {op!r}"})
 

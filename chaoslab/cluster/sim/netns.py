@@ -24,6 +24,7 @@ simulator falls back to its user-space proxy.
 from __future__ import annotations
 
 import array
+import collections
 import ctypes
 import json
 import os
@@ -48,6 +49,8 @@ AGENT_START_TIMEOUT = 20.0
 # One ip/nft command (the agent bounds each at 10 s itself).
 REQUEST_TIMEOUT = 15.0
 MAX_MESSAGE = 1 << 16
+# How many sockets made inside the engine asks for at once (netns_agent.MAX_SOCKETS at most).
+SOCKET_BATCH = 16
 
 
 class NetworkUnavailable(ClusterError):
@@ -73,6 +76,7 @@ class PrivateNetwork:
         self.ip = ip
         self._log_path = log_path
         self._lock = threading.Lock()
+        self._spare: collections.deque[int] = collections.deque()
         self._user_fd = -1
         self._net_fd = -1
         self._setns = ctypes.CDLL(None, use_errno=True).setns
@@ -134,12 +138,7 @@ class PrivateNetwork:
 
     def connect(self, address: tuple[str, int], timeout: float) -> socket.socket:
         """A TCP connection to `address` from inside the namespace."""
-        with self._lock:
-            self._send({"op": "socket"})
-            reply, fds = self._receive(REQUEST_TIMEOUT)
-        if not reply.get("ok") or not fds:
-            raise OSError(f"the run's network made no socket: {reply.get('error', 'no fd')}")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, fileno=fds[0])
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, fileno=self._unconnected_socket())
         try:
             sock.settimeout(timeout)
             sock.connect(address)
@@ -147,6 +146,19 @@ class PrivateNetwork:
             sock.close()
             raise
         return sock
+
+    def _unconnected_socket(self) -> int:
+        """A socket made inside, from a stock the agent refills SOCKET_BATCH at a time, so
+        a probe does not wait for a round trip to the agent (a busy machine's scheduler
+        decides how long that takes)."""
+        with self._lock:
+            if not self._spare:
+                self._send({"op": "socket", "count": SOCKET_BATCH})
+                reply, fds = self._receive(REQUEST_TIMEOUT)
+                if not reply.get("ok") or not fds:
+                    raise OSError(f"the run's network made no socket: {reply.get('error', 'no fd')}")
+                self._spare.extend(fds)
+            return self._spare.popleft()
 
     # --- configuration ----------------------------------------------------------------
 
@@ -182,7 +194,9 @@ class PrivateNetwork:
             self._channel.close()
         except OSError:
             pass
-        for fd in (self._user_fd, self._net_fd):
+        with self._lock:
+            spare, self._spare = list(self._spare), collections.deque()
+        for fd in (self._user_fd, self._net_fd, *spare):
             if fd >= 0:
                 os.close(fd)
         self._user_fd = self._net_fd = -1
@@ -207,7 +221,7 @@ class PrivateNetwork:
         self._channel.settimeout(timeout)
         fds = array.array("i")
         try:
-            data, ancillary, _, _ = self._channel.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(fds.itemsize))
+            data, ancillary, _, _ = self._channel.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(SOCKET_BATCH * fds.itemsize))
         except (OSError, TimeoutError) as exc:
             raise ClusterError(f"the run's network did not answer: {self.failure() or exc}") from exc
         for level, kind, payload in ancillary:

@@ -9,7 +9,7 @@ CLONE_NEWNET), maps the engine's user to root inside (as `unshare -Urn` does), b
 SOCK_SEQPACKET socket (one JSON request per message):
 
   {"op": "run", "argv": ["nft", "-f", "-"], "input": "..."}  -> {"ok": true, "output": "..."} | {"ok": false, "error": "..."}
-  {"op": "socket"}                                           -> {"ok": true} with a TCP socket's fd
+  {"op": "socket", "count": N}                               -> {"ok": true} with N TCP sockets' fds
                                                                 (SCM_RIGHTS), made inside the namespace
 
 `run` is for ip(8) and nft(8): as root of the user namespace they hold CAP_NET_ADMIN
@@ -48,6 +48,8 @@ POD_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/12"
 # Where clients connect from (the route's preferred source).
 CLIENT_IP = "127.0.0.1"
+# Most sockets handed over in one message (SCM_RIGHTS takes up to 253 fds).
+MAX_SOCKETS = 64
 # Largest request (an nft ruleset for many Services and endpoints).
 MAX_MESSAGE = 1 << 20
 # How long one ip/nft command may take before it counts as failed.
@@ -121,11 +123,13 @@ def serve(channel: socket.socket) -> None:
             _send(channel, {"ok": False, "error": "bad request"})
             continue
         if op == "socket":
-            made = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            count = max(1, min(int(request.get("count", 1)), MAX_SOCKETS))
+            made = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
             try:
-                _send(channel, {"ok": True}, [made.fileno()])
+                _send(channel, {"ok": True}, [each.fileno() for each in made])
             finally:
-                made.close()
+                for each in made:
+                    each.close()
         elif op == "run":
             output, problem = _run([str(part) for part in request["argv"]], request.get("input"))
             _send(channel, {"ok": not problem, "error": problem, "output": output[: MAX_MESSAGE // 2]})

@@ -48,10 +48,14 @@ def test_restart_count_grows_and_every_restart_waits_longer(run_lesson) -> None:
     assert waits[1] > waits[0] + 1 - SLACK_S, waits
     assert waits[2] > waits[1] + 1 - SLACK_S, waits
 
-    # What clients see: each outage is longer than the one before.
+    # What clients see: the outages grow. Not each one strictly: while the pod is out of
+    # the Service, kube-proxy's reject answers within the kernel's ICMP budget and the
+    # other SYNs are retransmitted a second later, so part of a short outage shows as
+    # latency, not failures (the kernel Service path, as on real nodes, whose lesson
+    # test asserts the same).
     windows = summary_rows(run).sort_values("fault_ts")["error_window_s"].tolist()
     assert len(windows) == 3 and all(w > 0 for w in windows), windows
-    assert windows[1] > windows[0] and windows[2] > windows[1], windows
+    assert windows[2] > windows[0] + 1 - SLACK_S, windows
 
     # The recovery timeline chart draws the waits as "restarting" bars: they grow too.
     states = analysis.pod_states(trial.events, *measure_window(trial))

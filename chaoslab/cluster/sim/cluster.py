@@ -566,6 +566,12 @@ class SimCluster:
         if not pod.ready:
             tracker = pod.readiness
             why = tracker.last_failure if tracker is not None and tracker.last_failure else "not probed yet"
+            if pod.last_exit:
+                # As `kubectl describe` shows Last State beside the probe: a container that
+                # keeps dying is why its probe fails (and it may have died again since the
+                # kubelet last looked: PLEG relists every plegRelistPeriod).
+                log = tail(pod.log_path)
+                why += f"; restartCount={pod.restart_count}, last exit: {pod.last_exit}" + (f", log: {log}" if log else "")
             return f"not ready (readiness probe: {why})"
         if not routed:
             return "ready, endpoint not yet propagated"

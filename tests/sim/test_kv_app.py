@@ -21,7 +21,8 @@ from tests.sim.test_statefulset import request
 
 @pytest.fixture
 def start_kv(tmp_path: Path) -> Iterator[Callable[..., tuple[ManagedProcess, str]]]:
-    ports = PortAllocator(random.Random(31))
+    # Not seeded: two suites on one machine would try the same ports in the same order.
+    ports = PortAllocator(random.Random())
     started: list[ManagedProcess] = []
 
     def start(data_dir: Path | None, **env: str) -> tuple[ManagedProcess, str]:

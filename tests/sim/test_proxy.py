@@ -16,14 +16,15 @@ import pytest
 from chaoslab.cluster.network import HOST_NETWORK
 from chaoslab.cluster.sim.kubelet import APP_PATH
 from chaoslab.cluster.sim.processes import ManagedProcess, PortAllocator, spawn
-from chaoslab.cluster.sim.service import PortTaken, ServiceProxyProcess
+from chaoslab.cluster.sim.service import PortTaken, ServiceProxyProcess, start_proxy
 
 from tests.sim.helpers import get, poll_until, workload
 
 
 @pytest.fixture
 def ports() -> PortAllocator:
-    return PortAllocator(random.Random(99))
+    # Not seeded: two suites on one machine would try the same ports in the same order.
+    return PortAllocator(random.Random())
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def backends(ports: PortAllocator) -> Iterator[dict[str, tuple[ManagedProcess, i
 
 @pytest.fixture
 def proxy(ports: PortAllocator) -> Iterator[ServiceProxyProcess]:
-    service = ServiceProxyProcess("web", ports.allocate(), seed=1, python=sys.executable, env=os.environ, log_path=None)
+    service = start_proxy("web", ports, seed=1, python=sys.executable, env=os.environ, log_path=None)
     yield service
     service.stop()
 

@@ -42,7 +42,7 @@ from chaoslab.cluster.sim.kubelet import Kubelet
 from chaoslab.cluster.sim.netns import NetworkUnavailable, PrivateNetwork
 from chaoslab.cluster.sim.probes import Prober
 from chaoslab.cluster.sim.processes import PortAllocator, Reaper, describe_exit, tail
-from chaoslab.cluster.sim.service import PortTaken, ServiceProxyProcess
+from chaoslab.cluster.sim.service import ServiceProxyProcess, start_proxy
 from chaoslab.cluster.sim.stateful import Volumes
 from chaoslab.cluster.sim.state import (
     CONTAINER_RUNNING,
@@ -79,9 +79,6 @@ TICK_SECONDS = 0.02
 CALL_TIMEOUT = 120.0
 # How often wait_ready looks at the cluster.
 READY_POLL_SECONDS = 0.05
-# How many free-looking ports the Service proxy tries when another process on the
-# machine binds each one first.
-SERVICE_PORT_ATTEMPTS = 5
 NAMESPACE = "sim"
 # How the user-space proxy path describes itself in run.json and the report.
 USERSPACE_DESCRIPTION = "user-space proxy on 127.0.0.1"
@@ -281,26 +278,15 @@ class SimCluster:
         machine takes the chosen one before the proxy binds it."""
         if self._kernel is not None:
             return self._kernel.create(name)
-        for attempt in range(1, SERVICE_PORT_ATTEMPTS + 1):
-            port = self._world.ports.allocate()
-            try:
-                return ServiceProxyProcess(
-                    name,
-                    port,
-                    seed=seed,
-                    python=sys.executable,
-                    env=dict(os.environ),
-                    log_path=self._log_dir / f"service-{name}.log",
-                    reaper=self._world.reaper,
-                )
-            except PortTaken:
-                if attempt == SERVICE_PORT_ATTEMPTS:
-                    raise
-            except ClusterError:
-                self._world.ports.release(port)
-                raise
-            # Not released after PortTaken: that port belongs to somebody else now.
-        raise AssertionError("unreachable")  # pragma: no cover
+        return start_proxy(
+            name,
+            self._world.ports,
+            seed=seed,
+            python=sys.executable,
+            env=dict(os.environ),
+            log_path=self._log_dir / f"service-{name}.log",
+            reaper=self._world.reaper,
+        )
 
     def wait_ready(self, deployment: Deployment, timeout: float) -> None:
         """Block until the Service routes to exactly the desired number of ready pods.

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from chaoslab.cluster.sim.processes import ManagedProcess, Reaper, describe_exit, spawn, tail
+from chaoslab.cluster.sim.processes import ManagedProcess, PortAllocator, Reaper, describe_exit, spawn, tail
 from chaoslab.errors import ClusterError
 
 PROXY_PATH = Path(__file__).with_name("proxy.py")
@@ -25,6 +25,9 @@ PORT_IN_USE = "port-in-use"
 # How long the proxy may take to start listening (interpreter start is ~50 ms; a busy
 # 2-core machine can be 20x slower).
 PROXY_START_TIMEOUT = 15.0
+# How many free-looking ports a proxy tries when another process on the machine binds
+# each one first.
+PORT_ATTEMPTS = 5
 # How long an acknowledged update may take; only used when a node fails, so that the
 # blackhole is in place before the node's processes die.
 PROXY_ACK_TIMEOUT = 2.0
@@ -137,3 +140,28 @@ class ServiceProxyProcess:
         last = tail(self.log_path)
         where = f"(log: {self.log_path})" if self.log_path is not None else ""
         return f"{last} {where}".strip()
+
+
+def start_proxy(
+    name: str,
+    ports: PortAllocator,
+    seed: int,
+    python: str,
+    env: Mapping[str, str],
+    log_path: Path | None,
+    reaper: Reaper | None = None,
+) -> ServiceProxyProcess:
+    """A proxy on a free port from `ports`; another port when a process elsewhere on the
+    machine (another run, another test suite) binds the chosen one before the proxy does."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        port = ports.allocate()
+        try:
+            return ServiceProxyProcess(name, port, seed=seed, python=python, env=env, log_path=log_path, reaper=reaper)
+        except PortTaken:
+            if attempt == PORT_ATTEMPTS:
+                raise
+        except ClusterError:
+            ports.release(port)
+            raise
+        # Not released after PortTaken: that port belongs to somebody else now.
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -16,6 +16,7 @@ import ctypes
 import ctypes.util
 import os
 import signal
+from collections.abc import Callable
 
 # From <linux/prctl.h>.
 _PR_SET_PDEATHSIG = 1
@@ -33,14 +34,19 @@ class ParentDeathSignal:
     makes the kernel send `sig` to this process when its parent dies.
 
     libc is looked up when the object is made, in the parent, so the child only makes one
-    system call between fork and exec. Off Linux it does nothing.
+    system call between fork and exec. Off Linux it does nothing. `before` runs first (the
+    cluster's client network, cluster/network.py): entering a user namespace changes the
+    process's credentials, and the signal is armed after that.
     """
 
-    def __init__(self, sig: signal.Signals = signal.SIGKILL) -> None:
+    def __init__(self, sig: signal.Signals = signal.SIGKILL, before: Callable[[], None] | None = None) -> None:
         self._sig = int(sig)
+        self._before = before
         self._libc = _load_libc() if os.uname().sysname == "Linux" else None
 
     def __call__(self) -> None:
+        if self._before is not None:
+            self._before()
         if self._libc is None:
             return
         if self._libc.prctl(_PR_SET_PDEATHSIG, self._sig, 0, 0, 0) != 0:

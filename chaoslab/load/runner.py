@@ -181,7 +181,7 @@ class LoadRun:
                 cwd=self.experiment_dir if self.load.locustfile else self.out_dir,
                 env=self._environment(config_path),
                 start_new_session=True,  # own process group: stop() can signal all of it
-                preexec_fn=_preexec(self.network.preexec(), ParentDeathSignal(signal.SIGKILL)),
+                preexec_fn=ParentDeathSignal(signal.SIGKILL, before=self.network.preexec()),
             )
         except OSError as exc:
             self._close_files()
@@ -496,19 +496,6 @@ class LoadRun:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
-
-
-def _preexec(enter: Callable[[], None] | None, arm: Callable[[], None]) -> Callable[[], None]:
-    """Locust's child: into the cluster's client network first (it changes credentials
-    when that is a user namespace), then arm the parent-death signal."""
-    if enter is None:
-        return arm
-
-    def both() -> None:
-        enter()
-        arm()
-
-    return both
 
 
 def _json_object(line: bytes) -> dict[str, Any]:

@@ -162,7 +162,7 @@ class SimCluster:
         # removes the temporary folder if the engine is killed.
         reaper = Reaper(remove=[self.workdir] if self._tmp is not None else [])
         try:
-            self._network = self._private_network(spec, reaper)
+            self._network, self._client_network = self._private_network(spec, reaper)
         except BaseException:
             reaper.close()
             if self._tmp is not None:
@@ -180,7 +180,7 @@ class SimCluster:
             addresses=self._kernel,
             enter=self._network.preexec() if self._network is not None else None,
         )
-        self._prober = Prober(network=self.client_network())
+        self._prober = Prober(network=self._client_network)
         base_env = dict(os.environ)
         self._kubelets = {name: Kubelet(self._world, node, self._prober, base_env) for name, node in nodes.items()}
         self._autoscalers = HorizontalPodAutoscalers(self._world, clock)
@@ -248,29 +248,26 @@ class SimCluster:
 
         return self._call(create)
 
-    def _private_network(self, spec: SimClusterSpec, reaper: Reaper) -> PrivateNetwork | None:
-        """The run's private network for the kernel Service, unless the spec asks for the
-        user-space proxy or (`auto`) this machine cannot make one; `fallback_reason` says why."""
-        self.fallback_reason = ""
+    def _private_network(self, spec: SimClusterSpec, reaper: Reaper) -> tuple[PrivateNetwork | None, ClientNetwork]:
+        """The run's private network for the kernel Service and where clients stand; the
+        host's network, saying why, when the spec asks for the user-space proxy or (`auto`)
+        this machine cannot make one."""
         if spec.proxy_mode == "userspace":
-            self.fallback_reason = "cluster.sim.proxyMode is userspace"
-            return None
+            return None, HostNetwork(f"{USERSPACE_DESCRIPTION} (cluster.sim.proxyMode is userspace)")
         try:
-            return PrivateNetwork.start(sys.executable, dict(os.environ), reaper, self._log_dir / "network.log")
+            network = PrivateNetwork.start(sys.executable, dict(os.environ), reaper, self._log_dir / "network.log")
         except NetworkUnavailable as exc:
             if spec.proxy_mode == "nftables":
                 raise ClusterError(
                     f"cluster.sim.proxyMode is nftables, but this machine cannot give the run a private "
                     f"network: {exc}. Use proxyMode: auto (falls back to the user-space proxy) or userspace"
                 ) from exc
-            self.fallback_reason = str(exc)
-            return None
+            return None, HostNetwork(f"{USERSPACE_DESCRIPTION} ({exc})")
+        return network, network
 
     def client_network(self) -> ClientNetwork:
         """Where Locust and the probes must stand to reach this cluster's Service URLs."""
-        if self._network is not None:
-            return self._network
-        return HostNetwork(f"{USERSPACE_DESCRIPTION} ({self.fallback_reason})")
+        return self._client_network
 
     def _start_service(self, name: str, seed: int) -> Service:
         """The Service: kube-proxy rules for a new ClusterIP on the kernel path; else the

@@ -35,12 +35,12 @@ import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+# The agent runs as a script; its module holds only definitions, safe to import here.
+from chaoslab.cluster.sim.netns_agent import CLONE_NEWNET, CLONE_NEWUSER, MAX_SOCKETS
 from chaoslab.cluster.sim.processes import ManagedProcess, Reaper, spawn, tail
 from chaoslab.errors import ClusterError
 
 AGENT_PATH = Path(__file__).with_name("netns_agent.py")
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWNET = 0x40000000
 # Where system tools live when an unprivileged user's PATH leaves them out.
 SYSTEM_BIN_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 # Interpreter start, unshare, three ip(8) calls: ~100 ms; a busy 2-core machine can be
@@ -49,8 +49,8 @@ AGENT_START_TIMEOUT = 20.0
 # One ip/nft command (the agent bounds each at 10 s itself).
 REQUEST_TIMEOUT = 15.0
 MAX_MESSAGE = 1 << 16
-# How many sockets made inside the engine asks for at once (netns_agent.MAX_SOCKETS at most).
-SOCKET_BATCH = 16
+# How many sockets made inside the engine asks for at once.
+SOCKET_BATCH = min(16, MAX_SOCKETS)
 
 
 class NetworkUnavailable(ClusterError):

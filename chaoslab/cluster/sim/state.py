@@ -90,8 +90,12 @@ class ProbeTracker:
     last_failure: str = ""
 
 
+# Every pod's address under the user-space proxy (and before a pod has its own).
+LOOPBACK_IP = "127.0.0.1"
+
+
 class PodIPs(Protocol):
-    """Where pod IPs come from and go back to (kernelservice.PodNetwork)."""
+    """Where pod IPs come from and go back to (kernelservice.KernelServices)."""
 
     def allocate(self, node: str) -> str: ...
 
@@ -108,7 +112,7 @@ class SimPod:
     # The pod's IP: its own from its node's subnet on the kernel Service path
     # (kernelservice.py), from scheduling until the pod object is gone; 127.0.0.1, shared
     # by every pod, under the user-space proxy.
-    ip: str = "127.0.0.1"
+    ip: str = LOOPBACK_IP
     log_path: Path | None = None
     node: str | None = None
     scheduled_at: float | None = None
@@ -266,9 +270,9 @@ class World:
 
     def release_ip(self, pod: SimPod) -> None:
         """The pod's sandbox is gone, and its IP with it."""
-        if self.addresses is not None and pod.ip != "127.0.0.1":
+        if self.addresses is not None and pod.ip != LOOPBACK_IP:
             self.addresses.release(pod.ip)
-            pod.ip = "127.0.0.1"
+            pod.ip = LOOPBACK_IP
 
     def all_pods(self) -> list[SimPod]:
         return [pod for deployment in self.deployments.values() for pod in deployment.pods.values()]

@@ -86,11 +86,12 @@ class PodAddresses:
 
     def allocate(self, node: str) -> str:
         subnet = node_subnet(node)
-        hosts = list(subnet.hosts())[1:]  # .1 is the node's bridge (cni0) on a cluster
+        # .2 to .254: .1 is the node's bridge (cni0) on a cluster, .255 the broadcast.
+        first, count = subnet.network_address + 2, subnet.num_addresses - 3
         start = self._last.get(node, 0)
-        for step in range(len(hosts)):
-            index = (start + step) % len(hosts)
-            ip = str(hosts[index])
+        for step in range(count):
+            index = (start + step) % count
+            ip = str(first + index)
             if ip not in self._taken:
                 self._taken.add(ip)
                 self._last[node] = index + 1

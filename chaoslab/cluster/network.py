@@ -15,6 +15,7 @@ import http.client
 import socket
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 
 @runtime_checkable
@@ -67,3 +68,9 @@ class NetworkHTTPConnection(http.client.HTTPConnection):
         self.sock = self._network.connect((self.host, self.port), float(self.timeout or 0) or 60.0)
         # As http.client does: requests are small, do not wait for more to send.
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def connection_to(url: str, timeout: float, network: ClientNetwork) -> NetworkHTTPConnection:
+    """A connection (not yet opened) to `url`'s host and port (80 when it names none)."""
+    parts = urlsplit(url)
+    return NetworkHTTPConnection(parts.hostname or "", parts.port or 80, timeout, network)

@@ -12,10 +12,9 @@ import json
 import socket
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 from chaoslab.cluster.base import ClusterEvent, Deployment
-from chaoslab.cluster.network import ClientNetwork, NetworkHTTPConnection
+from chaoslab.cluster.network import ClientNetwork, connection_to
 from chaoslab.cluster.sim import SimCluster
 from chaoslab.spec import HttpGetAction, ProbeSpec, SimTimings, WorkloadSpec
 
@@ -63,8 +62,7 @@ def get(url: str, *, network: ClientNetwork, timeout: float = 2.0, path: str = "
     `network` is where the URL exists (`cluster.client_network()`): a sim cluster's
     kernel Service addresses exist only in its private network, and the same address
     from here would be somebody else's, so there is no default."""
-    parts = urlsplit(url)
-    connection = NetworkHTTPConnection(parts.hostname or "", parts.port or 80, timeout, network)
+    connection = connection_to(url, timeout, network)
     try:
         connection.request("GET", path)
         response = connection.getresponse()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sys
-from urllib.parse import urlsplit
 
 import pytest
 
-from chaoslab.cluster.network import NetworkHTTPConnection
+from chaoslab.cluster.network import connection_to
 from chaoslab.errors import ClusterError
 from chaoslab.spec import ContainerKillFault, NodeDrainFault, TargetSpec
 
@@ -74,8 +73,7 @@ def test_custom_command_listening_on_port_replaces_the_app(make_cluster):
     cluster = make_cluster(nodes=1)
     deployment = cluster.deploy(STDLIB_HTTP_SERVER)
     cluster.wait_ready(deployment, timeout=30)
-    parts = urlsplit(cluster.service_url(deployment))
-    connection = NetworkHTTPConnection(parts.hostname or "", parts.port or 80, 5, cluster.client_network())
+    connection = connection_to(cluster.service_url(deployment), 5, cluster.client_network())
     try:
         connection.request("GET", "/")
         response = connection.getresponse()

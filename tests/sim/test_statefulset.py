@@ -10,9 +10,8 @@ import http.client
 import json
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-from chaoslab.cluster.network import HOST_NETWORK, ClientNetwork, NetworkHTTPConnection
+from chaoslab.cluster.network import HOST_NETWORK, ClientNetwork, connection_to
 from chaoslab.spec import ContainerKillFault, NodeCrashFault, PodDeleteFault, ScaleFault, TargetSpec
 
 from tests.sim.helpers import EventRecorder, poll_until, workload
@@ -43,8 +42,7 @@ def request(
     A plain URL is on this machine's loopback (a kv process the test started itself)."""
     if isinstance(target, str):
         target = Target(target, HOST_NETWORK)
-    parts = urlsplit(target.url)
-    connection = NetworkHTTPConnection(parts.hostname or "", parts.port or 80, 2.0, target.network)
+    connection = connection_to(target.url, 2.0, target.network)
     try:
         connection.request(method, path, body=body.encode() if body is not None else None)
         response = connection.getresponse()
